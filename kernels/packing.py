@@ -1,0 +1,129 @@
+"""The packed form of an ensemble, prepared once at model load.
+
+Member m is `D -> H_m -> 1` with ReLU hidden units (H_m = 0: logistic regression), a calibration
+`a_m * z + b_m` on its logit, and a sigmoid. Every member's first layer is concatenated into one
+`[D, sum(H)]` matrix so one GEMM computes all hidden units; logistic-regression members keep their
+weights in a `[D, M]` linear matrix (zero columns for MLP members).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+METHODS = (
+    "averaging",
+    "weighted_average",
+    "majority_vote",
+    "dynamic",
+    "logit_averaging",
+    "stacking",
+)
+
+
+@dataclass(frozen=True)
+class MemberWeights:
+    """One member in its natural (unpacked) form."""
+
+    name: str
+    hidden_weight: torch.Tensor | None  # [H, D] (MLP) or None (logistic regression)
+    hidden_bias: torch.Tensor | None  # [H]
+    output_weight: torch.Tensor  # [H] (MLP) or [D] (logistic regression)
+    output_bias: float
+    calibration_a: float = 1.0
+    calibration_b: float = 0.0
+
+    @property
+    def hidden(self) -> int:
+        return 0 if self.hidden_weight is None else int(self.hidden_weight.shape[0])
+
+
+@dataclass(frozen=True)
+class CombineSpec:
+    """How member probabilities become the ensemble score."""
+
+    method: str = "averaging"
+    weights: tuple[float, ...] = ()
+    vote_threshold: float = 0.5
+    stacking_weights: tuple[float, ...] = ()
+    stacking_bias: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"ensemble method must be one of {METHODS} (got {self.method!r})")
+
+
+@dataclass(frozen=True)
+class PackedEnsemble:
+    member_names: tuple[str, ...]
+    hidden_sizes: tuple[int, ...]
+    w_hidden: torch.Tensor  # [D, sum(H)]
+    b_hidden: torch.Tensor  # [sum(H)]
+    w_out: torch.Tensor  # [sum(H)]
+    hidden_member: torch.Tensor  # [sum(H)] int64: the member each hidden unit belongs to
+    w_linear: torch.Tensor  # [D, M]
+    b_out: torch.Tensor  # [M]
+    cal_a: torch.Tensor  # [M]
+    cal_b: torch.Tensor  # [M]
+    combine: CombineSpec = field(default_factory=CombineSpec)
+    weights: torch.Tensor | None = None  # [M] combination weights (weighted/logit averaging)
+    stacking_weights: torch.Tensor | None = None  # [M]
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.w_linear.shape[0])
+
+    @property
+    def members(self) -> int:
+        return len(self.member_names)
+
+    def to(self, device: torch.device | str) -> "PackedEnsemble":
+        moved = {
+            name: (value.to(device) if isinstance(value, torch.Tensor) else value)
+            for name, value in self.__dict__.items()
+        }
+        return PackedEnsemble(**moved)
+
+
+def pack(members: list[MemberWeights], input_dim: int, combine: CombineSpec) -> PackedEnsemble:
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    m = len(members)
+    if combine.method in ("weighted_average", "logit_averaging") and combine.weights and len(combine.weights) != m:
+        raise ValueError(f"ensemble weights: {len(combine.weights)} given for {m} members")
+    if combine.method == "stacking" and len(combine.stacking_weights) != m:
+        raise ValueError(f"stacking weights: {len(combine.stacking_weights)} given for {m} members")
+    w_hidden, b_hidden, w_out, owner = [], [], [], []
+    w_linear = torch.zeros(input_dim, m, dtype=torch.float32)
+    for index, member in enumerate(members):
+        if member.hidden_weight is None:
+            if member.output_weight.shape != (input_dim,):
+                raise ValueError(f"member {member.name}: linear weight shape {tuple(member.output_weight.shape)} != ({input_dim},)")
+            w_linear[:, index] = member.output_weight.float()
+            continue
+        h = member.hidden
+        if member.hidden_weight.shape != (h, input_dim):
+            raise ValueError(f"member {member.name}: hidden weight shape {tuple(member.hidden_weight.shape)} != ({h}, {input_dim})")
+        if member.hidden_bias is None or member.hidden_bias.shape != (h,) or member.output_weight.shape != (h,):
+            raise ValueError(f"member {member.name}: hidden bias / output weight must have shape ({h},)")
+        w_hidden.append(member.hidden_weight.float().t())
+        b_hidden.append(member.hidden_bias.float())
+        w_out.append(member.output_weight.float())
+        owner.append(torch.full((h,), index, dtype=torch.int64))
+    weights = torch.tensor(combine.weights or [1.0] * m, dtype=torch.float32)
+    return PackedEnsemble(
+        member_names=tuple(mem.name for mem in members),
+        hidden_sizes=tuple(mem.hidden for mem in members),
+        w_hidden=torch.cat(w_hidden, dim=1) if w_hidden else torch.zeros(input_dim, 0),
+        b_hidden=torch.cat(b_hidden) if b_hidden else torch.zeros(0),
+        w_out=torch.cat(w_out) if w_out else torch.zeros(0),
+        hidden_member=torch.cat(owner) if owner else torch.zeros(0, dtype=torch.int64),
+        w_linear=w_linear,
+        b_out=torch.tensor([mem.output_bias for mem in members], dtype=torch.float32),
+        cal_a=torch.tensor([mem.calibration_a for mem in members], dtype=torch.float32),
+        cal_b=torch.tensor([mem.calibration_b for mem in members], dtype=torch.float32),
+        combine=combine,
+        weights=weights,
+        stacking_weights=torch.tensor(combine.stacking_weights or [0.0] * m, dtype=torch.float32),
+    )

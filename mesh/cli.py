@@ -1,0 +1,212 @@
+"""The `scoremesh` command: up, status, score, train."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+# The supervisor forks children while gRPC threads run; gRPC's fork handlers are not needed
+# (children exec at once) and only log noise. Must be set before grpc is imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+from mesh.config import MeshSettings
+
+
+def _settings(args: argparse.Namespace) -> MeshSettings:
+    overrides = {"state_dir": Path(args.state_dir)} if getattr(args, "state_dir", None) else {}
+    settings = MeshSettings(**overrides)
+    return settings.model_copy(update={"state_dir": settings.state_dir.resolve()})
+
+
+# ---------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    from services.inference.training import TrainOptions, train
+
+    settings = _settings(args)
+    written = train(settings.model_repository, TrainOptions(rows=args.rows, seed=args.seed))
+    for path in written:
+        print(f"model version written: {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- up
+async def _run_up(settings: MeshSettings, replicas: int) -> int:
+    from mesh.server import ServiceRuntime
+    from mesh.supervisor import Supervisor, SupervisorServicer, default_specs
+    from scoremesh.v1 import supervisor_pb2_grpc
+
+    runtime = ServiceRuntime(settings, "supervisor", "supervisor")
+    env = dict(os.environ, SCOREMESH_STATE_DIR=str(settings.state_dir))
+    supervisor = Supervisor(default_specs(replicas), settings.log_dir, env)
+    supervisor_pb2_grpc.add_SupervisorServicer_to_server(SupervisorServicer(supervisor), runtime.server)
+    runtime.add_services(["scoremesh.v1.Supervisor"])
+    await runtime.start()
+    runtime.install_signal_handlers()
+    await supervisor.start_all()
+    await runtime.set_serving(True)
+    runtime.spawn(_announce_when_healthy(settings, expected=len(supervisor.processes) + 1), "announce")
+    print(f"scoremesh: supervisor up, state in {settings.state_dir}; Ctrl-C stops the mesh", flush=True)
+    try:
+        await runtime.wait_for_stop_signal()
+    finally:
+        print("scoremesh: stopping the mesh", flush=True)
+        await supervisor.stop_all()
+        await runtime.stop()
+    print("scoremesh: stopped", flush=True)
+    return 0
+
+
+async def _announce_when_healthy(settings: MeshSettings, expected: int) -> None:
+    started = time.monotonic()
+    while True:
+        await asyncio.sleep(0.5)
+        instances, healthy = await _collect_status(settings)
+        if healthy and len(instances) >= expected:
+            print(f"scoremesh: all {len(instances)} instances healthy after {time.monotonic() - started:.1f}s", flush=True)
+            for entry in instances:
+                print(f"  {entry['service']:<11} {entry['id']:<13} grpc {entry['address']:<21} metrics {entry['metrics']}", flush=True)
+            return
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from mesh.discovery import open_registry
+
+    settings = _settings(args)
+
+    if any(s.healthy and s.instance.service == "supervisor" for s in open_registry(settings).list_all()):
+        print(f"scoremesh: a mesh is already running with state in {settings.state_dir}", file=sys.stderr)
+        return 1
+    from services.inference.repository import scan
+
+    if not scan(settings.model_repository):
+        from services.inference.training import train
+
+        print(f"scoremesh: no model repository in {settings.model_repository}; training one", flush=True)
+        train(settings.model_repository)
+    return asyncio.run(_run_up(settings, args.inference_replicas))
+
+
+# ---------------------------------------------------------------- status
+async def _collect_status(settings: MeshSettings) -> tuple[list[dict], bool]:
+    from mesh.discovery import open_registry
+    from mesh.health_probe import HealthProber
+
+    registry = open_registry(settings)
+    states = await asyncio.to_thread(registry.list_all)
+    prober = HealthProber()
+    entries = []
+    try:
+        for state in sorted(states, key=lambda s: (s.instance.service, s.instance.instance_id)):
+            status = await prober.check(state.instance.address, timeout=1.0) if state.healthy else state.reason
+            entries.append(
+                {
+                    "service": state.instance.service,
+                    "id": state.instance.instance_id,
+                    "address": state.instance.address,
+                    "metrics": state.instance.metrics_url,
+                    "healthy": status == "SERVING",
+                    "status": status,
+                }
+            )
+    finally:
+        await prober.close()
+        registry.close()
+    running = any(e["service"] == "supervisor" and e["healthy"] for e in entries)
+    return entries, running and all(e["healthy"] for e in entries)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    entries, healthy = asyncio.run(_collect_status(settings))
+    running = any(e["service"] == "supervisor" and e["healthy"] for e in entries)
+    if args.json:
+        print(json.dumps({"running": running, "healthy": healthy, "instances": entries}, indent=2))
+    else:
+        if not running:
+            print(f"no mesh running with state in {settings.state_dir}")
+        for e in entries:
+            print(f"{e['service']:<11} {e['id']:<13} {e['address']:<21} {e['status']:<12} {e['metrics']}")
+    return 0 if healthy else 1
+
+
+# ---------------------------------------------------------------- score
+def cmd_score(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+
+    from mesh.discovery import open_registry
+    from scoremesh.v1 import router_pb2, router_pb2_grpc
+    from services.features.converters import candidates_to_proto, context_to_proto
+    from services.features.synthetic import sample_request
+
+    settings = _settings(args)
+    routers = open_registry(settings).resolve("router")
+    if not routers:
+        print(f"scoremesh: no healthy router (is `scoremesh up` running with state in {settings.state_dir}?)", file=sys.stderr)
+        return 1
+    context, candidates = sample_request(args.candidates, args.data_type, seed=args.seed)
+    data_type, proto_context = context_to_proto(context)
+    request = router_pb2.ScoreRequest(
+        request_id=args.request_id or "", data_type=data_type, context=proto_context,
+        candidates=candidates_to_proto(candidates),
+    )
+    with grpc.insecure_channel(routers[0].address) as channel:
+        try:
+            response = router_pb2_grpc.RouterStub(channel).Score(request, timeout=args.timeout)
+        except grpc.RpcError as error:
+            print(f"scoremesh: Score failed: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
+        return 0
+    print(f"model {response.model.name} v{response.model.version} (route {response.route}), trace {response.trace_id}")
+    for c in response.candidates:
+        members = ", ".join(f"{m.member}={m.score:.4f}" for m in c.member_scores)
+        print(f"  {c.ad_id:<10} score {c.score:.4f}  confidence {c.confidence:.4f}  bid {c.bid:.3f}  [{members}]")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scoremesh", description="ScoreMesh: ensemble scoring over a gRPC mesh")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--state-dir", help="state directory (default ./.scoremesh or $SCOREMESH_STATE_DIR)")
+        return p
+
+    up = with_state(sub.add_parser("up", help="run the whole mesh on this machine"))
+    up.add_argument("--inference-replicas", type=int, default=2)
+    up.set_defaults(func=cmd_up)
+
+    status = with_state(sub.add_parser("status", help="every instance and its health"))
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    score = with_state(sub.add_parser("score", help="send one Score request"))
+    score.add_argument("--data-type", choices=["search", "display", "conversion"], default="search")
+    score.add_argument("--candidates", type=int, default=5)
+    score.add_argument("--seed", type=int, default=0, help="seed of the synthetic request")
+    score.add_argument("--request-id", default="")
+    score.add_argument("--timeout", type=float, default=5.0)
+    score.add_argument("--json", action="store_true")
+    score.set_defaults(func=cmd_score)
+
+    train = with_state(sub.add_parser("train", help="train the ensembles and write new versions"))
+    train.add_argument("--rows", type=int, default=30_000)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Typed settings shared by every service, the CLI and the supervisor.
+
+Precedence, highest first: explicit values (command-line flags), `SCOREMESH_*` environment
+variables, the YAML file (`scoremesh.yaml` in the working directory, or the file named by
+`SCOREMESH_CONFIG`), then the defaults below. In the YAML file, shared keys sit at the top level
+and each service's own keys under its name (`router:`, `inference:`, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import AliasChoices, Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_CONFIG_FILE = "scoremesh.yaml"
+
+
+def config_file() -> Path:
+    return Path(os.environ.get("SCOREMESH_CONFIG", DEFAULT_CONFIG_FILE))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Shared top-level keys of the YAML file, overlaid with the settings class's own section."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = config_file()
+        document: dict[str, Any] = {}
+        if path.is_file():
+            loaded = yaml.safe_load(path.read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path}: the top level must be a mapping")
+            document = loaded
+        section = getattr(settings_cls, "yaml_section", None)
+        fields = settings_cls.model_fields
+        self._values = {k: v for k, v in document.items() if k in fields}
+        if section and isinstance(document.get(section), dict):
+            self._values.update({k: v for k, v in document[section].items() if k in fields})
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+class MeshSettings(BaseSettings):
+    """What every process of the mesh needs to know."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCOREMESH_", use_attribute_docstrings=True, extra="ignore"
+    )
+    yaml_section: ClassVar[str | None] = None
+
+    state_dir: Path = Path(".scoremesh")
+    """Local state: registry, model repository, logs, audit log. `status` and `score` find the
+    running mesh through it."""
+
+    host: str = "127.0.0.1"
+    """Address services bind to and advertise. Loopback by default."""
+
+    discovery: Literal["local", "consul"] = "local"
+    """Service discovery backend: the embedded local registry, or a Consul agent."""
+
+    consul_host: str = "127.0.0.1"
+    """Consul agent HTTP host (discovery: consul)."""
+
+    consul_port: int = 8500
+    """Consul agent HTTP port (discovery: consul)."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SCOREMESH_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"),
+    )
+    """OTLP gRPC endpoint for spans (e.g. Jaeger at http://127.0.0.1:4317); unset = no export."""
+
+    log_level: str = "INFO"
+    """Root log level."""
+
+    shutdown_grace_s: float = 5.0
+    """How long a stopping server lets in-flight RPCs finish before cancelling them."""
+
+    heartbeat_interval_s: float = 1.0
+    """How often an instance refreshes its entry in the local registry."""
+
+    max_message_bytes: int = 4 * 1024 * 1024
+    """Largest gRPC message a server accepts; bigger ones get RESOURCE_EXHAUSTED."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.state_dir / "registry"
+
+    @property
+    def model_repository(self) -> Path:
+        return self.state_dir / "models"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"

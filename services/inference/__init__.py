@@ -1,0 +1,1 @@
+"""Inference service: model repository, Open Inference Protocol, ensemble execution."""

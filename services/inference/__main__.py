@@ -1,0 +1,3 @@
+from services.inference.app import main
+
+main()

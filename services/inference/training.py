@@ -1,0 +1,170 @@
+"""`scoremesh train`: train the ensembles' members on the synthetic ads data and write new
+model versions into the repository.
+
+Features come from the features service's own schema code (services/features/schema.py), the
+same path `FeatureService/Extract` uses, so training and serving cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from kernels.dispatch import score_ensemble
+from services.features.schema import FeatureSchema, load_schema
+from services.features.synthetic import Dataset, generate
+from services.inference import metrics
+from services.inference.repository import load_model, next_version, publish, stage_model, write_config
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    name: str
+    hidden: int  # 0 = logistic regression
+
+
+@dataclass(frozen=True)
+class EnsembleSpec:
+    name: str
+    label: str
+    method: str
+    members: tuple[MemberSpec, ...]
+    weights: tuple[float, ...] = ()
+
+
+# The example ensembles of shared/REFERENCE.md.
+ENSEMBLES = (
+    EnsembleSpec("ctr_ensemble", "click", "weighted_average", (MemberSpec("ctr_v1", 0), MemberSpec("ctr_v2", 32)), (1.0, 1.2)),
+    EnsembleSpec("cvr_ensemble", "conversion", "averaging", (MemberSpec("cvr_v1", 0), MemberSpec("cvr_v2", 16))),
+    EnsembleSpec("quality_ensemble", "engagement", "dynamic", (MemberSpec("quality_v1", 0), MemberSpec("quality_v2", 24), MemberSpec("quality_v3", 8))),
+)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    rows: int = 30_000
+    seed: int = 0
+    max_epochs: int = 12
+    patience: int = 2
+    batch_size: int = 256
+    learning_rate: float = 0.01
+
+
+def _network(input_dim: int, hidden: int) -> nn.Module:
+    if hidden == 0:
+        return nn.Sequential(nn.Linear(input_dim, 1))
+    return nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+
+def _state(name: str, hidden: int, network: nn.Module) -> dict[str, torch.Tensor]:
+    layers = [m for m in network if isinstance(m, nn.Linear)]
+    if hidden == 0:
+        return {f"{name}.linear.weight": layers[0].weight.detach().clone(), f"{name}.linear.bias": layers[0].bias.detach().clone()}
+    return {
+        f"{name}.hidden.weight": layers[0].weight.detach().clone(),
+        f"{name}.hidden.bias": layers[0].bias.detach().clone(),
+        f"{name}.output.weight": layers[1].weight.detach().clone(),
+        f"{name}.output.bias": layers[1].bias.detach().clone(),
+    }
+
+
+def train_member(
+    x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
+    hidden: int, options: TrainOptions, seed: int,
+) -> tuple[nn.Module, int]:
+    """Adam on binary cross-entropy, early stopping on validation loss; returns the best net."""
+    torch.manual_seed(seed)
+    network = _network(x_train.shape[1], hidden)
+    optimiser = torch.optim.Adam(network.parameters(), lr=options.learning_rate)
+    loss_fn = nn.BCEWithLogitsLoss()
+    generator = torch.Generator().manual_seed(seed)
+    best_loss, best_state, best_epoch, stale = float("inf"), None, 0, 0
+    for epoch in range(options.max_epochs):
+        network.train()
+        for index in torch.randperm(len(x_train), generator=generator).split(options.batch_size):
+            optimiser.zero_grad()
+            loss_fn(network(x_train[index]).squeeze(1), y_train[index]).backward()
+            optimiser.step()
+        network.eval()
+        with torch.no_grad():
+            val_loss = float(loss_fn(network(x_val).squeeze(1), y_val))
+        if val_loss < best_loss - 1e-5:
+            best_loss, best_epoch, stale = val_loss, epoch, 0
+            best_state = {k: v.clone() for k, v in network.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= options.patience:
+                break
+    network.load_state_dict(best_state)
+    return network, best_epoch + 1
+
+
+def train(
+    repo: Path,
+    options: TrainOptions = TrainOptions(),
+    ensembles: tuple[EnsembleSpec, ...] = ENSEMBLES,
+    schema: FeatureSchema | None = None,
+    progress: Callable[[str], None] = print,
+) -> list[Path]:
+    """Train every ensemble and write one new version of each; returns the version folders."""
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    schema = schema or load_schema()
+    data = generate(options.rows, seed=options.seed)
+    train_set, val_set, test_set = data.split((0.7, 0.15, 0.15))
+
+    def tensors(ds: Dataset, label: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(schema.transform(ds.batch)), torch.from_numpy(ds.labels[label])
+
+    written = []
+    total = sum(len(e.members) for e in ensembles)
+    done = 0
+    for ensemble in ensembles:
+        x_train, y_train = tensors(train_set, ensemble.label)
+        x_val, y_val = tensors(val_set, ensemble.label)
+        x_test, y_test = tensors(test_set, ensemble.label)
+        state: dict[str, torch.Tensor] = {}
+        members_config, member_metrics = [], {}
+        for k, member in enumerate(ensemble.members):
+            started = time.perf_counter()
+            network, epochs = train_member(x_train, y_train, x_val, y_val, member.hidden, options, options.seed * 1000 + k)
+            state.update(_state(member.name, member.hidden, network))
+            with torch.no_grad():
+                p_test = torch.sigmoid(network(x_test).squeeze(1)).numpy()
+            member_metrics[member.name] = metrics.summary(y_test.numpy(), p_test)
+            members_config.append({"name": member.name, "hidden": member.hidden, "calibration": {"a": 1.0, "b": 0.0}, "epochs": epochs})
+            done += 1
+            progress(f"[{done}/{total}] {ensemble.name}/{member.name}: {epochs} epochs, test AUC {member_metrics[member.name]['auc']:.4f} ({time.perf_counter() - started:.1f}s)")
+        version = next_version(repo, ensemble.name)
+        config = {
+            "name": ensemble.name,
+            "version": version,
+            "label": ensemble.label,
+            "input_dim": schema.dim,
+            "feature_schema": {"name": schema.name, "version": schema.version},
+            "ensemble": {"method": ensemble.method, "weights": list(ensemble.weights), "vote_threshold": 0.5},
+            "members": members_config,
+            "outputs": ["score", "member_scores", "confidence"],
+            "training": {"seed": options.seed, "rows": options.rows, "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            "metrics": {"members": member_metrics},
+        }
+        staging = stage_model(repo, config, state)
+        # Judge the ensemble as it will be served: loaded back from disk.
+        loaded = load_model(staging)
+        with torch.no_grad():
+            score = score_ensemble(x_test, loaded.packed).score.numpy()
+        config["metrics"]["ensemble"] = metrics.summary(y_test.numpy(), score)
+        config["metrics"]["ground_truth"] = metrics.summary(y_test.numpy(), test_set.true_p[ensemble.label])
+        write_config(staging, config)
+        path = publish(staging)
+        progress(
+            f"wrote {ensemble.name} v{version}: test AUC {config['metrics']['ensemble']['auc']:.4f} "
+            f"(ground truth {config['metrics']['ground_truth']['auc']:.4f})"
+        )
+        written.append(path)
+    return written

@@ -1,0 +1,1 @@
+"""Monitoring service: telemetry ingestion and service-level views."""

@@ -1,0 +1,3 @@
+from services.recovery.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Router service: the public entry point (validation, routing, fan-out, post-processing)."""

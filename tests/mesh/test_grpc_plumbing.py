@@ -1,0 +1,116 @@
+"""Interceptors and the client side over real loopback gRPC servers in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import grpc
+import pytest
+from prometheus_client import REGISTRY
+
+from mesh.client import ServiceClient
+from mesh.discovery import Instance, LocalRegistry
+from mesh.errors import InvalidArgument, UpstreamError
+from mesh.interceptors import ErrorMapping, GrpcMetrics
+from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
+
+
+class Servicer(monitoring_pb2_grpc.MonitoringServicer):
+    def __init__(self, name: str = "s") -> None:
+        self.name = name
+
+    async def GetSLO(self, request, context):
+        if request.model_name == "bad":
+            raise InvalidArgument("model_name: 'bad' is not allowed")
+        if request.model_name == "crash":
+            raise RuntimeError("secret internal detail")
+        return monitoring_pb2.GetSLOResponse(requests=len(self.name))
+
+    async def Report(self, request_iterator, context):
+        count = 0
+        async for batch in request_iterator:
+            count += len(batch.records)
+        return monitoring_pb2.ReportResponse(accepted=count)
+
+
+async def _server(name: str = "s") -> tuple[grpc.aio.Server, str]:
+    server = grpc.aio.server(interceptors=[GrpcMetrics(), ErrorMapping()])
+    monitoring_pb2_grpc.add_MonitoringServicer_to_server(Servicer(name), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+def _handled(method: str, code: str) -> float:
+    return REGISTRY.get_sample_value(
+        "grpc_server_handled_total",
+        {"grpc_type": "unary_unary" if method == "GetSLO" else "stream_unary", "grpc_service": "scoremesh.v1.Monitoring", "grpc_method": method, "grpc_code": code},
+    ) or 0.0
+
+
+def test_domain_errors_map_to_status_and_crashes_stay_generic():
+    async def scenario():
+        server, address = await _server()
+        before = {code: _handled("GetSLO", code) for code in ("OK", "INVALID_ARGUMENT", "INTERNAL")}
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = monitoring_pb2_grpc.MonitoringStub(channel)
+            assert (await stub.GetSLO(monitoring_pb2.GetSLORequest(), timeout=5)).requests == 1
+            with pytest.raises(grpc.aio.AioRpcError) as bad:
+                await stub.GetSLO(monitoring_pb2.GetSLORequest(model_name="bad"), timeout=5)
+            with pytest.raises(grpc.aio.AioRpcError) as crash:
+                await stub.GetSLO(monitoring_pb2.GetSLORequest(model_name="crash"), timeout=5)
+            streamed = await stub.Report(
+                iter([monitoring_pb2.ReportRequest(records=[monitoring_pb2.TelemetryRecord()] * 3)]), timeout=5
+            )
+        await server.stop(0)
+        return before, bad.value, crash.value, streamed
+
+    before, bad, crash, streamed = asyncio.run(scenario())
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT and bad.details() == "model_name: 'bad' is not allowed"
+    assert crash.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in crash.details() and "see the server log" in crash.details()
+    assert streamed.accepted == 3
+    assert _handled("GetSLO", "OK") == before["OK"] + 1
+    assert _handled("GetSLO", "INVALID_ARGUMENT") == before["INVALID_ARGUMENT"] + 1
+    assert _handled("GetSLO", "INTERNAL") == before["INTERNAL"] + 1
+    assert _handled("Report", "OK") >= 1
+
+
+def test_client_round_robins_and_fails_over_from_a_dead_instance(tmp_path):
+    async def scenario():
+        live_a, address_a = await _server("a")
+        live_b, address_b = await _server("bb")
+        dead, address_dead = await _server("ccc")
+        await dead.stop(0)
+        registry = LocalRegistry(tmp_path)
+        for i, address in enumerate((address_dead, address_a, address_b)):
+            instance = Instance("monitoring", f"m-{i}", address, pid=os.getpid())
+            registry.register(instance)
+            registry.set_serving(instance, True)
+        client = ServiceClient(registry, "monitoring", monitoring_pb2_grpc.MonitoringStub)
+        answers = [
+            (await client.call(lambda s: s.GetSLO, monitoring_pb2.GetSLORequest(), timeout=5)).requests
+            for _ in range(6)
+        ]
+        with pytest.raises(UpstreamError) as refused:
+            await client.call(lambda s: s.GetSLO, monitoring_pb2.GetSLORequest(model_name="bad"), timeout=5)
+        await client.close()
+        for server in (live_a, live_b):
+            await server.stop(0)
+        return answers, refused.value
+
+    answers, refused = asyncio.run(scenario())
+    assert set(answers) == {1, 2}  # both live instances served; the dead one never answered
+    assert refused.status == "INVALID_ARGUMENT"  # not retried: only UNAVAILABLE fails over
+
+
+def test_client_without_instances_is_unavailable(tmp_path):
+    async def scenario():
+        client = ServiceClient(LocalRegistry(tmp_path), "monitoring", monitoring_pb2_grpc.MonitoringStub)
+        with pytest.raises(UpstreamError) as raised:
+            await client.call(lambda s: s.GetSLO, monitoring_pb2.GetSLORequest(), timeout=1)
+        return raised.value
+
+    error = asyncio.run(scenario())
+    assert error.status == "UNAVAILABLE" and "no healthy instance" in error.message

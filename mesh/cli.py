@@ -50,6 +50,7 @@ async def _run_up(settings: MeshSettings, replicas: int) -> int:
     await supervisor.start_all()
     await runtime.set_serving(True)
     runtime.spawn(_announce_when_healthy(settings, expected=len(supervisor.processes) + 1), "announce")
+    runtime.spawn(_publish_scrape_targets(runtime, settings), "scrape-targets")
     print(f"scoremesh: supervisor up, state in {settings.state_dir}; Ctrl-C stops the mesh", flush=True)
     try:
         await runtime.wait_for_stop_signal()
@@ -59,6 +60,15 @@ async def _run_up(settings: MeshSettings, replicas: int) -> int:
         await runtime.stop()
     print("scoremesh: stopped", flush=True)
     return 0
+
+
+async def _publish_scrape_targets(runtime, settings: MeshSettings) -> None:
+    from mesh.prometheus_targets import write_file_sd
+
+    while True:
+        states = await asyncio.to_thread(runtime.registry.list_all)
+        await asyncio.to_thread(write_file_sd, settings.state_dir / "prometheus" / "targets.json", states)
+        await asyncio.sleep(2.0)
 
 
 async def _announce_when_healthy(settings: MeshSettings, expected: int) -> None:

@@ -66,7 +66,16 @@ class MeshSettings(BaseSettings):
     running mesh through it."""
 
     host: str = "127.0.0.1"
-    """Address services bind to and advertise. Loopback by default."""
+    """Address services bind to. Loopback by default; 0.0.0.0 in containers."""
+
+    advertise_host: str | None = None
+    """Address registered for others to dial; default `host` (set it when binding 0.0.0.0)."""
+
+    port: int = 0
+    """gRPC port; 0 picks a free one (one machine, many instances)."""
+
+    metrics_port: int = 0
+    """Prometheus /metrics port; 0 picks a free one."""
 
     discovery: Literal["local", "consul"] = "local"
     """Service discovery backend: the embedded local registry, or a Consul agent."""

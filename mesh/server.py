@@ -74,15 +74,16 @@ class ServiceRuntime:
         for name in ["", *self._service_names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
-        port = self.server.add_insecure_port(f"{self.settings.host}:0")
+        port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         await self.server.start()
-        metrics_server, _ = start_http_server(0, addr=self.settings.host)
+        metrics_server, _ = start_http_server(self.settings.metrics_port, addr=self.settings.host)
         metrics_port = metrics_server.server_port
+        advertised = self.settings.advertise_host or self.settings.host
         self.instance = Instance(
             service=self.service,
             instance_id=self.instance_id,
-            address=f"{self.settings.host}:{port}",
-            metrics_url=f"http://{self.settings.host}:{metrics_port}/metrics",
+            address=f"{advertised}:{port}",
+            metrics_url=f"http://{advertised}:{metrics_port}/metrics",
             pid=os.getpid(),
             meta={"started_at": f"{time.time():.3f}"},
         )

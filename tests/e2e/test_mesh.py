@@ -153,6 +153,16 @@ def test_metrics_endpoint_serves_grpc_metrics(mesh):
     assert 'grpc_service="inference.GRPCInferenceService"' in inference_text
 
 
+def test_prometheus_file_sd_targets_follow_the_registry(mesh):
+    path = mesh.state_dir / "prometheus" / "targets.json"
+    deadline = time.monotonic() + 10
+    while not path.is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    groups = json.loads(path.read_text())
+    expected = {i["id"]: i["metrics"] for i in mesh.status()["instances"]}
+    assert {g["labels"]["instance_id"]: f"http://{g['targets'][0]}/metrics" for g in groups} == expected
+
+
 def _expect_error(stub, request, code, fragment):
     with pytest.raises(grpc.RpcError) as raised:
         stub.Score(request, timeout=5)

@@ -1,0 +1,191 @@
+"""The Consul discovery backend, against the Consul API test double and, when a `consul` binary is
+on PATH, against a real `consul agent -dev` (the same tests)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from concurrent import futures
+
+import consul
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+import grpc
+from mesh.discovery import Instance
+from mesh.discovery.consul import ConsulRegistry
+from tests.mesh.consul_double import ConsulDouble
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _RealAgent:
+    def __init__(self, binary: str) -> None:
+        self.port = _free_port()
+        self.process = subprocess.Popen(
+            [binary, "agent", "-dev", "-bind=127.0.0.1", "-client=127.0.0.1", f"-http-port={self.port}",
+             f"-dns-port={_free_port()}", f"-grpc-port={_free_port()}", f"-serf-lan-port={_free_port()}",
+             f"-serf-wan-port={_free_port()}", f"-server-port={_free_port()}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = consul.Consul(host="127.0.0.1", port=self.port)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if client.status.leader():
+                    return
+            except Exception:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("consul agent -dev did not elect a leader")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture(params=["double", "agent"])
+def consul_port(request):
+    if request.param == "double":
+        double = ConsulDouble().start()
+        yield double.port
+        double.stop()
+        return
+    binary = shutil.which("consul")
+    if binary is None:
+        pytest.skip("no `consul` binary on PATH: the real-agent run of these tests is skipped (the double ran)")
+    agent = _RealAgent(binary)
+    yield agent.port
+    agent.stop()
+
+
+class HealthServer:
+    """A real gRPC server with grpc.health.v1, as every ScoreMesh instance has."""
+
+    def __init__(self) -> None:
+        self.servicer = health.HealthServicer()
+        self.server = grpc.server(futures.ThreadPoolExecutor(4))
+        health_pb2_grpc.add_HealthServicer_to_server(self.servicer, self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.set(True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def set(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        self.servicer.set("", status)
+
+    def stop(self) -> None:
+        self.server.stop(0)
+
+
+def _until(predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture()
+def servers():
+    started: list[HealthServer] = []
+
+    def make() -> HealthServer:
+        started.append(HealthServer())
+        return started[-1]
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+def _instance(server: HealthServer, n: int) -> Instance:
+    return Instance("inference", f"inference-{n}", server.address, f"http://127.0.0.1:9{n}/metrics", pid=4000 + n)
+
+
+def test_register_resolve_passing_only_and_deregister(consul_port, servers):
+    registry = ConsulRegistry(port=consul_port, check_interval="200ms")
+    server = servers()
+    instance = _instance(server, 1)
+    registry.register(instance)
+    # Consul starts checks critical: not resolvable until the gRPC check has passed once.
+    assert _until(lambda: registry.resolve("inference")) == [instance]
+    (state,) = registry.list_all()
+    assert state.healthy and state.instance == instance
+
+    server.set(False)  # NOT_SERVING -> the gRPC check goes critical -> out of resolution
+    _until(lambda: registry.resolve("inference") == [])
+    (state,) = registry.list_all()
+    assert not state.healthy and "critical" in state.reason
+
+    server.set(True)
+    _until(lambda: registry.resolve("inference") == [instance])
+    registry.deregister(instance.instance_id)
+    _until(lambda: registry.list_all() == [])
+
+
+def test_watch_follows_changes_with_blocking_queries(consul_port, servers):
+    registry = ConsulRegistry(port=consul_port, check_interval="200ms", watch_wait="2s")
+    first, second = servers(), servers()
+    registry.register(_instance(first, 1))
+    _until(lambda: registry.resolve("inference"))
+    client = consul.Consul(host="127.0.0.1", port=consul_port)
+    index, _ = client.health.service("inference", passing=True)
+
+    # A blocking query returns as soon as something changes, well before its wait.
+    result = {}
+
+    def blocked_query():
+        started = time.monotonic()
+        result["index"], result["nodes"] = client.health.service("inference", passing=True, index=index, wait="10s")
+        result["seconds"] = time.monotonic() - started
+
+    waiter = threading.Thread(target=blocked_query)
+    waiter.start()
+    time.sleep(0.5)
+    assert waiter.is_alive()  # still blocked: nothing changed yet
+    registry.register(_instance(second, 2))
+    waiter.join(15)
+    assert int(result["index"]) > int(index) and result["seconds"] < 10
+
+    registry.watch("inference")
+    _until(lambda: [i.instance_id for i in registry.resolve("inference")] == ["inference-1", "inference-2"])
+    registry.deregister("inference-1")
+    _until(lambda: [i.instance_id for i in registry.resolve("inference")] == ["inference-2"])
+    registry.close()
+
+
+def test_dead_instance_is_deregistered_after_staying_critical(consul_port, servers):
+    registry = ConsulRegistry(port=consul_port, check_interval="200ms", deregister_after="1s")
+    server = servers()
+    registry.register(_instance(server, 1))
+    _until(lambda: registry.resolve("inference"))
+    server.stop()  # the process is gone: its check goes critical, then Consul removes it
+    _until(lambda: registry.resolve("inference") == [])
+    # Real agents reap critical services on a ~30 s cycle; the double does it at once.
+    _until(lambda: registry.list_all() == [], timeout=90)
+
+
+def test_ttl_check_semantics(consul_port):
+    client = consul.Consul(host="127.0.0.1", port=consul_port)
+    client.agent.service.register("batch", service_id="batch-1", address="127.0.0.1", port=1, tags=["scoremesh"], check=consul.Check.ttl("1s"))
+    registry = ConsulRegistry(port=consul_port)
+    assert registry.resolve("batch") == []  # critical until the first pass
+    client.agent.check.ttl_pass("service:batch-1")
+    assert [i.instance_id for i in registry.resolve("batch")] == ["batch-1"]
+    _until(lambda: registry.resolve("batch") == [], timeout=10)  # no pass within the TTL
+    client.agent.service.deregister("batch-1")

@@ -114,3 +114,22 @@ def test_client_without_instances_is_unavailable(tmp_path):
 
     error = asyncio.run(scenario())
     assert error.status == "UNAVAILABLE" and "no healthy instance" in error.message
+
+
+class _Context:
+    def __init__(self, remaining):
+        self.remaining = remaining
+
+    def time_remaining(self):
+        return self.remaining
+
+
+def test_downstream_timeout_never_outlives_the_callers_deadline():
+    from mesh.client import remaining_timeout
+    from mesh.errors import DeadlineExceeded
+
+    assert remaining_timeout(_Context(None), 2.0) == 2.0  # caller set no deadline
+    assert remaining_timeout(_Context(0.3), 2.0) == 0.3
+    assert remaining_timeout(_Context(9.0), 2.0) == 2.0
+    with pytest.raises(DeadlineExceeded):
+        remaining_timeout(_Context(-0.01), 2.0)

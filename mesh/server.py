@@ -9,6 +9,7 @@ background tasks -> flush telemetry.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -133,6 +134,7 @@ class ServiceRuntime:
     async def stop(self) -> None:
         log.info("stopping: NOT_SERVING, deregistering, draining (grace %.1fs)", self.settings.shutdown_grace_s)
         await self.health.enter_graceful_shutdown()
+        self.serving = False
         if self.instance is not None:
             try:
                 await asyncio.to_thread(self.registry.deregister, self.instance.instance_id)
@@ -152,6 +154,9 @@ class ServiceRuntime:
         log.info("stopped")
 
 
-def run_service(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Entry point helper for `python -m services.<name>`."""
-    asyncio.run(main())
+def service_main(service: str, serve: Callable[[str], Coroutine[Any, Any, None]], argv: list[str] | None = None) -> None:
+    """Entry point of `python -m services.<service> [--instance-id ID]`."""
+    parser = argparse.ArgumentParser(description=f"ScoreMesh {service} service")
+    parser.add_argument("--instance-id", default=f"{service}-1", help="unique id of this instance in the registry")
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.instance_id))

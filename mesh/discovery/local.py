@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +40,9 @@ class LocalRegistry(Registry):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.stale_after_s = stale_after_s
+        # Ids deregistered by this process: a heartbeat still in flight must not resurrect them.
+        self._deregistered: set[str] = set()
+        self._lock = threading.Lock()
 
     def _path(self, instance_id: str) -> Path:
         if not instance_id or "/" in instance_id or instance_id.startswith("."):
@@ -63,21 +67,30 @@ class LocalRegistry(Registry):
         return entries
 
     def register(self, instance: Instance) -> None:
-        self._write(instance, serving=False)
+        with self._lock:
+            self._deregistered.discard(instance.instance_id)
+            self._write(instance, serving=False)
 
     def set_serving(self, instance: Instance, serving: bool) -> None:
-        self._write(instance, serving)
+        with self._lock:
+            if instance.instance_id not in self._deregistered:
+                self._write(instance, serving)
 
     def heartbeat(self, instance: Instance) -> None:
-        path = self._path(instance.instance_id)
-        try:
-            serving = json.loads(path.read_text()).get("serving", False)
-        except (OSError, ValueError):
-            serving = False
-        self._write(instance, serving)
+        with self._lock:
+            if instance.instance_id in self._deregistered:
+                return
+            path = self._path(instance.instance_id)
+            try:
+                serving = json.loads(path.read_text()).get("serving", False)
+            except (OSError, ValueError):
+                serving = False
+            self._write(instance, serving)
 
     def deregister(self, instance_id: str) -> None:
-        self._path(instance_id).unlink(missing_ok=True)
+        with self._lock:
+            self._deregistered.add(instance_id)
+            self._path(instance_id).unlink(missing_ok=True)
 
     def _state(self, entry: dict) -> InstanceState:
         instance = Instance(

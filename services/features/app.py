@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
 from mesh.config import MeshSettings
-from mesh.server import ServiceRuntime
+from mesh.server import ServiceRuntime, service_main
 from scoremesh.v1 import features_pb2_grpc
 from services.features.extraction import FeatureExtractor
 from services.features.schema import load_schema
@@ -40,7 +39,4 @@ async def serve(instance_id: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="ScoreMesh features service")
-    parser.add_argument("--instance-id", default="features-1")
-    args = parser.parse_args(argv)
-    asyncio.run(serve(args.instance_id))
+    service_main("features", serve, argv)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from pathlib import Path
@@ -11,7 +10,7 @@ import torch
 
 from inference import grpc_service_pb2_grpc as pb_grpc
 from mesh.config import MeshSettings
-from mesh.server import ServiceRuntime
+from mesh.server import ServiceRuntime, service_main
 from services.inference.engine import InferenceEngine
 from services.inference.servicer import InferenceServicer
 
@@ -49,7 +48,4 @@ async def serve(instance_id: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="ScoreMesh inference service")
-    parser.add_argument("--instance-id", default="inference-1")
-    args = parser.parse_args(argv)
-    asyncio.run(serve(args.instance_id))
+    service_main("inference", serve, argv)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
 from mesh.config import MeshSettings
-from mesh.server import ServiceRuntime
+from mesh.server import ServiceRuntime, service_main
 from scoremesh.v1 import monitoring_pb2_grpc
 from services.monitoring.servicer import MonitoringServicer
 from services.monitoring.store import TelemetryStore
@@ -34,7 +33,4 @@ async def serve(instance_id: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="ScoreMesh monitoring service")
-    parser.add_argument("--instance-id", default="monitoring-1")
-    args = parser.parse_args(argv)
-    asyncio.run(serve(args.instance_id))
+    service_main("monitoring", serve, argv)

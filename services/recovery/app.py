@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import time
@@ -11,7 +10,7 @@ from mesh.client import ServiceClient
 from mesh.config import MeshSettings
 from mesh.discovery import Instance, InstanceState
 from mesh.health_probe import HealthProber
-from mesh.server import ServiceRuntime
+from mesh.server import ServiceRuntime, service_main
 from scoremesh.v1 import recovery_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 from services.recovery.audit import AuditLog
 from services.recovery.recoverer import Recoverer
@@ -99,7 +98,4 @@ async def serve(instance_id: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="ScoreMesh recovery service")
-    parser.add_argument("--instance-id", default="recovery-1")
-    args = parser.parse_args(argv)
-    asyncio.run(serve(args.instance_id))
+    service_main("recovery", serve, argv)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 
@@ -12,7 +11,7 @@ from prometheus_client import Counter
 from inference import grpc_service_pb2_grpc
 from mesh.client import ServiceClient
 from mesh.config import MeshSettings
-from mesh.server import ServiceRuntime
+from mesh.server import ServiceRuntime, service_main
 from scoremesh.v1 import features_pb2, features_pb2_grpc, monitoring_pb2, monitoring_pb2_grpc, router_pb2_grpc
 from services.features.converters import candidates_to_proto, context_to_proto, matrix_from_proto
 from services.inference.converters import decode_response, encode_request
@@ -127,7 +126,4 @@ async def track_readiness(runtime: ServiceRuntime, dependencies: list[ServiceCli
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="ScoreMesh router")
-    parser.add_argument("--instance-id", default="router-1")
-    args = parser.parse_args(argv)
-    asyncio.run(serve(args.instance_id))
+    service_main("router", serve, argv)

@@ -75,3 +75,14 @@ def test_unreadable_entries_are_skipped_and_ids_are_checked(tmp_path):
         assert "not a valid registry key" in str(error)
     else:
         raise AssertionError("path traversal accepted")
+
+
+def test_heartbeat_after_deregistration_does_not_resurrect_the_entry(tmp_path):
+    registry = LocalRegistry(tmp_path)
+    a = _instance(1)
+    registry.register(a)
+    registry.set_serving(a, True)
+    registry.deregister(a.instance_id)
+    registry.heartbeat(a)  # a heartbeat already in flight when the instance stopped
+    registry.set_serving(a, False)
+    assert registry.list_all() == []

@@ -69,6 +69,8 @@ class PackedEnsemble:
     combine: CombineSpec = field(default_factory=CombineSpec)
     weights: torch.Tensor | None = None  # [M] combination weights (weighted/logit averaging)
     stacking_weights: torch.Tensor | None = None  # [M]
+    # Device/dtype-specific forms for the kernels, built once per (device, dtype) and kept.
+    prepared: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def input_dim(self) -> int:
@@ -82,8 +84,19 @@ class PackedEnsemble:
         moved = {
             name: (value.to(device) if isinstance(value, torch.Tensor) else value)
             for name, value in self.__dict__.items()
+            if name != "prepared"
         }
         return PackedEnsemble(**moved)
+
+    def rounded_to(self, dtype: torch.dtype) -> "PackedEnsemble":
+        """The same ensemble with its GEMM weights rounded through `dtype` (kept float32): what a
+        kernel computing in `dtype` actually multiplies by, so references can match it."""
+        rounded = {
+            name: (value.to(dtype).float() if name in ("w_hidden", "w_linear") else value)
+            for name, value in self.__dict__.items()
+            if name != "prepared"
+        }
+        return PackedEnsemble(**rounded)
 
 
 def pack(members: list[MemberWeights], input_dim: int, combine: CombineSpec) -> PackedEnsemble:

@@ -27,12 +27,17 @@ class InferenceSettings(MeshSettings):
     torch_threads: int = 1
     """Intra-op threads for the CPU path (replicas share the machine's cores)."""
 
+    device: str = "auto"
+    """Where models run: "auto" (CUDA with the Triton kernels when a GPU is visible, else the
+    CPU reference path), "cuda" or "cpu"."""
+
 
 async def serve(instance_id: str) -> None:
     settings = InferenceSettings()
     torch.set_num_threads(settings.torch_threads)
     runtime = ServiceRuntime(settings, "inference", instance_id)
-    engine = InferenceEngine(settings.model_repository_path or settings.model_repository)
+    device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    engine = InferenceEngine(settings.model_repository_path or settings.model_repository, device=device)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(engine), runtime.server)
     runtime.add_services([SERVICE_NAME])
     await runtime.start()

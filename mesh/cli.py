@@ -25,12 +25,39 @@ def _settings(args: argparse.Namespace) -> MeshSettings:
 
 # ---------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
-    from services.inference.training import TrainOptions, train
+    from services.inference.training import DataQualityError, TrainOptions, train
 
     settings = _settings(args)
-    written = train(settings.model_repository, TrainOptions(rows=args.rows, seed=args.seed))
+    try:
+        written = train(settings.model_repository, settings.feature_dir, TrainOptions(rows=args.rows, seed=args.seed, force=args.force))
+    except DataQualityError as error:
+        print(f"scoremesh: {error}", file=sys.stderr)
+        return 1
     for path in written:
         print(f"model version written: {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- features
+def cmd_features_load(args: argparse.Namespace) -> int:
+    from services.features.app import FeatureSettings
+    from services.features.store import open_store
+    from services.features.store.loader import LoadError, load_file
+
+    settings = FeatureSettings(**({"state_dir": Path(args.state_dir)} if args.state_dir else {}))
+    backend = args.backend or settings.store_backend
+    if backend == "none":
+        print("scoremesh: the online store is disabled (store_backend: none)", file=sys.stderr)
+        return 1
+    store = open_store(backend, settings.feature_dir / "online.sqlite", args.redis_url or settings.redis_url, timeout_s=5.0)
+    try:
+        counts = load_file(store, Path(args.file))
+    except LoadError as error:
+        print(f"scoremesh: nothing loaded: {error}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"loaded {counts['ad']} ads and {counts['user']} users into the {backend} store")
     return 0
 
 
@@ -97,7 +124,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         from services.inference.training import train
 
         print(f"scoremesh: no model repository in {settings.model_repository}; training one", flush=True)
-        train(settings.model_repository)
+        train(settings.model_repository, settings.feature_dir)
     return asyncio.run(_run_up(settings, args.inference_replicas))
 
 
@@ -209,7 +236,16 @@ def build_parser() -> argparse.ArgumentParser:
     train = with_state(sub.add_parser("train", help="train the ensembles and write new versions"))
     train.add_argument("--rows", type=int, default=30_000)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--force", action="store_true", help="train even if the data-quality gate fails")
     train.set_defaults(func=cmd_train)
+
+    features = sub.add_parser("features", help="the online feature store")
+    features_sub = features.add_subparsers(dest="features_command", required=True)
+    load = with_state(features_sub.add_parser("load", help="bulk-load entities from a JSON-lines file"))
+    load.add_argument("file", help='lines like {"kind": "ad", "id": "ad7", "ad_ctr": 0.03}')
+    load.add_argument("--backend", choices=["sqlite", "redis"], help="default: the features service's setting")
+    load.add_argument("--redis-url", help="default: the features service's setting")
+    load.set_defaults(func=cmd_features_load)
     return parser
 
 

@@ -19,6 +19,7 @@ import grpc
 
 from mesh.discovery import Instance, Registry
 from mesh.errors import DeadlineExceeded, UpstreamError
+from mesh.status_details import error_info
 
 T = TypeVar("T")
 
@@ -101,7 +102,7 @@ class ServiceClient:
             except grpc.aio.AioRpcError as error:
                 last = error
                 if error.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise UpstreamError(self.service, error.code().name, error.details() or "") from error
+                    raise UpstreamError(self.service, error.code().name, error.details() or "", *error_info(error)) from error
                 self.invalidate()  # resolve again: the instance is probably gone
         if last is not None:
             raise UpstreamError(self.service, last.code().name, last.details() or "") from last

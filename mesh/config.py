@@ -124,5 +124,10 @@ class MeshSettings(BaseSettings):
         return self.state_dir / "models"
 
     @property
+    def feature_dir(self) -> Path:
+        """Fitted feature schemas and the embedded online store."""
+        return self.state_dir / "features"
+
+    @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"

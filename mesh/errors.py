@@ -8,13 +8,19 @@ from __future__ import annotations
 
 
 class MeshError(Exception):
-    """An expected failure whose message is safe to show to the caller."""
+    """An expected failure whose message is safe to show to the caller.
+
+    `reason` and `info`, when given, travel as a google.rpc.ErrorInfo in the status details, so
+    a caller can act on the error without parsing its message.
+    """
 
     status = "INTERNAL"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, reason: str = "", info: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason
+        self.info = dict(info or {})
 
 
 class InvalidArgument(MeshError):
@@ -42,9 +48,10 @@ class DeadlineExceeded(MeshError):
 
 
 class UpstreamError(MeshError):
-    """A call to another service failed; keeps that service's status (e.g. UNAVAILABLE)."""
+    """A call to another service failed; keeps that service's status (e.g. UNAVAILABLE) and
+    its ErrorInfo reason, if it sent one."""
 
-    def __init__(self, service: str, status: str, message: str) -> None:
-        super().__init__(f"{service}: {message}")
+    def __init__(self, service: str, status: str, message: str, reason: str = "", info: dict[str, str] | None = None) -> None:
+        super().__init__(f"{service}: {message}", reason, info)
         self.status = status
         self.service = service

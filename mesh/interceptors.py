@@ -17,6 +17,7 @@ import grpc
 from prometheus_client import Counter, Histogram
 
 from mesh.errors import MeshError
+from mesh.status_details import error_info_trailer
 from mesh.telemetry import current_trace_id
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,9 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
             except (StopAsyncIteration, grpc.aio.AbortError):
                 raise
             except MeshError as error:
-                await context.abort(grpc.StatusCode[error.status], error.message)
+                code = grpc.StatusCode[error.status]
+                trailer = error_info_trailer(code, error.message, error.reason, error.info) if error.reason else ()
+                await context.abort(code, error.message, trailer)
             except Exception:
                 trace_id = current_trace_id()
                 log.exception("unexpected error in %s", method)

@@ -1,36 +1,41 @@
 """The raw ads data model (shared/REFERENCE.md) as NumPy columns, one row per candidate.
 
-Serving builds a `RawBatch` from a request (the context broadcast to every candidate); training
-builds one from the synthetic data set. Both go through the same transforms in `schema.py`.
+Serving builds a `RawBatch` from a request (the context broadcast to every candidate, then the
+online store's lookups merged in); training builds one from the synthetic data set. Both go
+through the same transforms (`schema.py`). Missing values: NaN in numeric columns, "" in
+categorical ones; the schema's missing-value policy decides what they become.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from mesh.errors import InvalidArgument
 
 DATA_TYPES = ("search", "display", "conversion")
-
-CONTEXT_FIELDS = ("data_type", "user_id", "age", "gender", "location", "device_type", "hour", "day_of_week", "page_type")
-CANDIDATE_FIELDS = ("ad_id", "category", "bid_amount", "quality_score")
+CATEGORICAL_FIELDS = ("data_type", "user_id", "gender", "location", "device_type", "page_type", "ad_id", "category")
+NUMERIC_FIELDS = ("age", "hour", "day_of_week", "bid_amount", "quality_score", "ad_ctr", "user_clicks_7d")
+# Filled from the online feature store, keyed by ad_id / user_id.
+AD_LOOKUPS = ("ad_ctr",)
+USER_LOOKUPS = ("user_clicks_7d",)
 
 
 @dataclass(frozen=True)
 class Context:
-    """What a request shares across its candidates."""
+    """What a request shares across its candidates. None = not given (missing)."""
 
     data_type: str
     user_id: str = ""
-    age: int = 0
+    age: float | None = None
     gender: str = ""
     location: str = ""
     device_type: str = ""
-    hour: int = 0
-    day_of_week: int = 0
+    hour: float | None = None
+    day_of_week: float | None = None
     page_type: str = ""
 
 
@@ -40,6 +45,9 @@ class CandidateColumns:
     category: Sequence[str]
     bid_amount: Sequence[float]
     quality_score: Sequence[float]
+
+    def __len__(self) -> int:
+        return len(self.bid_amount)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class RawBatch:
     category: np.ndarray
     bid_amount: np.ndarray
     quality_score: np.ndarray
+    ad_ctr: np.ndarray
+    user_clicks_7d: np.ndarray
 
     def __len__(self) -> int:
         return len(self.bid_amount)
@@ -64,11 +74,17 @@ class RawBatch:
     def column(self, name: str) -> np.ndarray:
         return getattr(self, name)
 
+    def with_columns(self, **columns: np.ndarray) -> "RawBatch":
+        return replace(self, **columns)
+
     @classmethod
     def from_request(cls, context: Context, candidates: CandidateColumns) -> "RawBatch":
-        n = len(candidates.bid_amount)
+        """The context broadcast to every candidate; lookups start missing (NaN)."""
+        n = len(candidates)
 
         def repeat(value, dtype) -> np.ndarray:
+            if dtype is np.float64:
+                value = np.nan if value is None else value
             return np.full(n, value, dtype=dtype)
 
         return cls(
@@ -78,35 +94,44 @@ class RawBatch:
             gender=repeat(context.gender, object),
             location=repeat(context.location, object),
             device_type=repeat(context.device_type, object),
-            hour=repeat(context.hour, np.int64),
-            day_of_week=repeat(context.day_of_week, np.int64),
+            hour=repeat(context.hour, np.float64),
+            day_of_week=repeat(context.day_of_week, np.float64),
             page_type=repeat(context.page_type, object),
             ad_id=np.asarray(candidates.ad_id, dtype=object),
             category=np.asarray(candidates.category, dtype=object),
             bid_amount=np.asarray(candidates.bid_amount, dtype=np.float64),
             quality_score=np.asarray(candidates.quality_score, dtype=np.float64),
+            ad_ctr=np.full(n, np.nan),
+            user_clicks_7d=np.full(n, np.nan),
         )
 
     def take(self, index: np.ndarray) -> "RawBatch":
         return RawBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
+    @classmethod
+    def concatenate(cls, batches: Sequence["RawBatch"]) -> "RawBatch":
+        return cls(**{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(cls)})
+
 
 def validate_context(context: Context) -> None:
+    """Checks every consumer of a request needs; the schema adds its declared ranges."""
     if context.data_type not in DATA_TYPES:
         raise InvalidArgument(
             f"data_type: must be one of {', '.join(DATA_TYPES)} (got {context.data_type!r})"
         )
-    if not 0 <= context.age <= 120:
-        raise InvalidArgument(f"context.user.age: must be in [0, 120] (got {context.age})")
-    if not 0 <= context.hour <= 23:
-        raise InvalidArgument(f"context.hour: must be in [0, 23] (got {context.hour})")
-    if not 0 <= context.day_of_week <= 6:
-        raise InvalidArgument(f"context.day_of_week: must be in [0, 6] (got {context.day_of_week})")
+    for name, where, low, high in (
+        ("age", "context.user.age", 0, 120),
+        ("hour", "context.hour", 0, 23),
+        ("day_of_week", "context.day_of_week", 0, 6),
+    ):
+        value = getattr(context, name)
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise InvalidArgument(f"{where}: must be in [{low}, {high}] (got {value:g})")
 
 
 def validate_candidates(candidates: CandidateColumns, max_candidates: int) -> None:
     """Vectorized checks; the error names the first bad candidate and its field."""
-    n = len(candidates.bid_amount)
+    n = len(candidates)
     if n == 0:
         raise InvalidArgument("candidates: must not be empty")
     if n > max_candidates:
@@ -114,16 +139,15 @@ def validate_candidates(candidates: CandidateColumns, max_candidates: int) -> No
     bid = np.asarray(candidates.bid_amount, dtype=np.float64)
     quality = np.asarray(candidates.quality_score, dtype=np.float64)
     checks = (
-        ("bid_amount", ~np.isfinite(bid), "must be a finite number"),
-        ("bid_amount", bid < 0, "must be >= 0"),
-        ("quality_score", ~np.isfinite(quality), "must be a finite number"),
-        ("quality_score", (quality < 0) | (quality > 1), "must be in [0, 1]"),
+        ("bid_amount", bid, ~np.isfinite(bid), "must be a finite number"),
+        ("bid_amount", bid, bid < 0, "must be >= 0"),
+        ("quality_score", quality, ~np.isfinite(quality), "must be a finite number"),
+        ("quality_score", quality, (quality < 0) | (quality > 1), "must be in [0, 1]"),
     )
-    for field_name, bad, rule in checks:
+    for field_name, values, bad, rule in checks:
         if bad.any():
             i = int(np.argmax(bad))
-            value = bid[i] if field_name == "bid_amount" else quality[i]
-            raise InvalidArgument(f"candidates[{i}].{field_name}: {rule} (got {value})")
+            raise InvalidArgument(f"candidates[{i}].{field_name}: {rule} (got {values[i]})")
 
 
 def validate(context: Context, candidates: CandidateColumns, max_candidates: int) -> None:

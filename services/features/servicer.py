@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from scoremesh.v1 import features_pb2, features_pb2_grpc
+from mesh.client import remaining_timeout
+from scoremesh.v1 import features_pb2_grpc
 from services.features import converters
 from services.features.extraction import FeatureExtractor
+
+# Leave this share of the caller's remaining deadline for the rest of the request: the store
+# lookup gets at most the rest.
+STORE_BUDGET_SHARE = 0.5
 
 
 class FeatureServicer(features_pb2_grpc.FeatureServiceServicer):
@@ -12,15 +17,18 @@ class FeatureServicer(features_pb2_grpc.FeatureServiceServicer):
         self.extractor = extractor
 
     async def Extract(self, request, context):
-        matrix = self.extractor.extract(
+        budget = remaining_timeout(context, 10.0) * STORE_BUDGET_SHARE
+        result = await self.extractor.extract(
             converters.context_from_proto(request.data_type, request.context),
             converters.candidates_from_proto(request.candidates),
+            request.schema_version,
+            budget,
         )
-        schema = self.extractor.schema
-        return converters.matrix_to_proto(schema.name, schema.version, matrix)
+        return converters.matrix_to_proto(
+            result.schema.name, result.schema.version, result.matrix, result.lookups.degraded, result.lookups.reason,
+            typed=request.typed_values,
+        )
 
     async def GetSchema(self, request, context):
-        schema = self.extractor.schema
-        return features_pb2.GetSchemaResponse(
-            schema_name=schema.name, schema_version=schema.version, column_names=schema.column_names
-        )
+        schema = self.extractor.schemas.get(request.schema_version)
+        return converters.schema_to_proto(schema, self.extractor.schemas.versions())

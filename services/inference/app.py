@@ -37,7 +37,7 @@ async def serve(instance_id: str) -> None:
     torch.set_num_threads(settings.torch_threads)
     runtime = ServiceRuntime(settings, "inference", instance_id)
     device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    engine = InferenceEngine(settings.model_repository_path or settings.model_repository, device=device)
+    engine = InferenceEngine(settings.model_repository_path or settings.model_repository, settings.feature_dir, device=device)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(engine), runtime.server)
     runtime.add_services([SERVICE_NAME])
     await runtime.start()

@@ -83,9 +83,13 @@ def decode_response(response: pb.ModelInferResponse) -> dict[str, np.ndarray]:
     return out
 
 
-def encode_request(model_name: str, features: np.ndarray, request_id: str = "", model_version: str = "") -> pb.ModelInferRequest:
+def encode_request(
+    model_name: str, features: np.ndarray, request_id: str = "", model_version: str = "", parameters: dict[str, str] | None = None
+) -> pb.ModelInferRequest:
     features = np.ascontiguousarray(features, dtype="<f4")
     request = pb.ModelInferRequest(model_name=model_name, model_version=model_version, id=request_id)
+    for key, value in (parameters or {}).items():
+        request.parameters[key].string_param = value
     request.inputs.add(name="features", datatype="FP32", shape=list(features.shape))
     request.raw_input_contents.append(features.tobytes())
     return request

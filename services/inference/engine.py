@@ -9,14 +9,14 @@ import numpy as np
 import torch
 
 from kernels.dispatch import score_ensemble
-from mesh.errors import InvalidArgument, NotFound, Unavailable
-from services.features.schema import SchemaError, load_schema
+from mesh.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from services.features.schema import SchemaError
+from services.features.schema_store import SchemaStore
+from services.inference.protocol import INPUT_NAME, SCHEMA_MISMATCH
 from services.inference.repository import LoadedModel, ModelLoadError, load_latest
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "features"
-OUTPUT_NAMES = ("score", "member_scores", "confidence")
 
 
 def tensor_metadata(model: LoadedModel) -> tuple[list[tuple[str, str, list[int]]], list[tuple[str, str, list[int]]]]:
@@ -31,8 +31,9 @@ def tensor_metadata(model: LoadedModel) -> tuple[list[tuple[str, str, list[int]]
 
 
 class InferenceEngine:
-    def __init__(self, repository: Path, device: str = "cpu") -> None:
+    def __init__(self, repository: Path, feature_dir: Path, device: str = "cpu") -> None:
         self.repository = repository
+        self.schemas = SchemaStore(feature_dir)
         self.device = device
         self.models: dict[str, LoadedModel] = {}
         self.ready = False
@@ -45,7 +46,7 @@ class InferenceEngine:
         for model in models.values():
             schema_name, schema_version = model.schema
             try:
-                schema = load_schema(schema_name, schema_version)
+                schema = self.schemas.load(schema_name, schema_version)
             except SchemaError as error:
                 raise ModelLoadError(f"{model.name} v{model.version}: feature_schema: {error}") from None
             if schema.dim != model.packed.input_dim:
@@ -70,6 +71,17 @@ class InferenceEngine:
         if version and version != model.version:
             raise NotFound(f"model {name!r} has no ready version {version!r} (ready: {model.version})")
         return model
+
+    @staticmethod
+    def check_schema(model: LoadedModel, declared: str) -> None:
+        """`declared` ("name/version", from the request) must be the model's training schema."""
+        expected = "/".join(model.schema)
+        if declared and declared != expected:
+            raise FailedPrecondition(
+                f"model {model.name} v{model.version} was trained on feature schema {expected}; the features are {declared}",
+                reason=SCHEMA_MISMATCH,
+                info={"expected": expected, "got": declared},
+            )
 
     def run(self, model: LoadedModel, features: np.ndarray) -> dict[str, np.ndarray]:
         if features.ndim != 2 or features.shape[1] != model.packed.input_dim:

@@ -8,10 +8,10 @@ from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
 from mesh.errors import InvalidArgument
 from services.inference import converters
-from services.inference.engine import INPUT_NAME, OUTPUT_NAMES, InferenceEngine, tensor_metadata
+from services.inference.engine import InferenceEngine, tensor_metadata
+from services.inference.protocol import FEATURE_SCHEMA_PARAMETER, INPUT_NAME, MEMBER_NAMES_PARAMETER, OUTPUT_NAMES
 
 SERVER_NAME = "scoremesh-inference"
-MEMBER_NAMES_PARAMETER = "member_names"
 SERVER_VERSION = "0.1.0"
 
 
@@ -45,6 +45,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request, context):
         model = self.engine.get(request.model_name, request.model_version)
+        if FEATURE_SCHEMA_PARAMETER in request.parameters:
+            self.engine.check_schema(model, request.parameters[FEATURE_SCHEMA_PARAMETER].string_param)
         arrays = converters.decode_inputs(request)
         if set(arrays) != {INPUT_NAME}:
             raise InvalidArgument(f"inputs: expected exactly one input '{INPUT_NAME}' (got {sorted(arrays)})")
@@ -54,7 +56,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             raise InvalidArgument(f"outputs: unknown output {unknown[0]!r} (outputs: {', '.join(OUTPUT_NAMES)})")
         results = await asyncio.to_thread(self.engine.run, model, arrays[INPUT_NAME])
         # member_scores columns follow the ensemble's member order; name them for the caller.
-        parameters = {MEMBER_NAMES_PARAMETER: ",".join(model.packed.member_names)}
+        parameters = {MEMBER_NAMES_PARAMETER: ",".join(model.packed.member_names), FEATURE_SCHEMA_PARAMETER: "/".join(model.schema)}
         return converters.encode_response(
             model.name, model.version, request.id, {n: results[n] for n in wanted}, parameters
         )

@@ -1,8 +1,12 @@
 """`scoremesh train`: train the ensembles' members on the synthetic ads data and write new
 model versions into the repository.
 
-Features come from the features service's own schema code (services/features/schema.py), the
-same path `FeatureService/Extract` uses, so training and serving cannot drift apart.
+Steps: generate the data set (and the online store's ad/user tables, bulk-loaded into the
+store serving will read), run the data-quality gate, fit the feature schema on the training
+split and store it as a version, build every matrix with that fitted schema (the very code
+`FeatureService/Extract` runs, so training and serving cannot drift apart), train the members,
+fit nothing more than the configured combination, and write each ensemble as a new version
+whose config.yaml names the schema version it was trained with.
 """
 
 from __future__ import annotations
@@ -15,10 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from kernels.dispatch import score_ensemble
-from services.features.schema import FeatureSchema, load_schema
-from services.features.synthetic import Dataset, generate
+from services.features.quality import QualityReport, QualityThresholds, check
+from services.features.schema import FeatureSchema, load_spec
+from services.features.schema_store import SchemaStore
+from services.features.store.loader import load_file, write_entities
+from services.features.store.sqlite_store import SqliteStore
+from services.features.synthetic import Dataset, generate, make_world
 from services.inference import metrics
 from services.inference.repository import load_model, next_version, publish, stage_model, write_config
 
@@ -54,6 +63,14 @@ class TrainOptions:
     patience: int = 2
     batch_size: int = 256
     learning_rate: float = 0.01
+    force: bool = False  # train even when the data-quality gate fails
+    quality: QualityThresholds = QualityThresholds()
+
+
+class DataQualityError(RuntimeError):
+    def __init__(self, report: QualityReport) -> None:
+        super().__init__(f"{report}\nrefusing to train on failing data (use --force to override)")
+        self.report = report
 
 
 def _network(input_dim: int, hidden: int) -> nn.Module:
@@ -105,18 +122,38 @@ def train_member(
     return network, best_epoch + 1
 
 
+def prepare_features(feature_dir: Path, data: Dataset, tables: dict, spec: FeatureSchema | None = None,
+                     progress: Callable[[str], None] = print) -> FeatureSchema:
+    """Load the store's tables (through the bulk loader) and fit + store the schema."""
+    entities = feature_dir / "entities.jsonl"
+    write_entities(entities, tables)
+    store = SqliteStore(feature_dir / "online.sqlite")
+    try:
+        counts = load_file(store, entities)
+    finally:
+        store.close()
+    progress(f"online store: loaded {counts['ad']} ads and {counts['user']} users from {entities}")
+    fitted = SchemaStore(feature_dir).save((spec or load_spec()).fit(data.batch, "0"))
+    progress(f"feature schema {fitted.name} v{fitted.version}: {fitted.dim} columns")
+    return fitted
+
+
 def train(
     repo: Path,
+    feature_dir: Path,
     options: TrainOptions = TrainOptions(),
     ensembles: tuple[EnsembleSpec, ...] = ENSEMBLES,
-    schema: FeatureSchema | None = None,
     progress: Callable[[str], None] = print,
 ) -> list[Path]:
     """Train every ensemble and write one new version of each; returns the version folders."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    schema = schema or load_schema()
-    data = generate(options.rows, seed=options.seed)
+    world = make_world(options.seed)
+    data = generate(options.rows, seed=options.seed, world=world)
+    report = check(data.batch, data.labels, options.quality)
+    progress(str(report))
+    if not report.passed and not options.force:
+        raise DataQualityError(report)
     train_set, val_set, test_set = data.split((0.7, 0.15, 0.15))
+    schema = prepare_features(feature_dir, train_set, world.store_tables, progress=progress)
 
     def tensors(ds: Dataset, label: str) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(schema.transform(ds.batch)), torch.from_numpy(ds.labels[label])
@@ -124,6 +161,7 @@ def train(
     written = []
     total = sum(len(e.members) for e in ensembles)
     done = 0
+    bar = tqdm(total=total, desc="training members", unit="member", disable=None)
     for ensemble in ensembles:
         x_train, y_train = tensors(train_set, ensemble.label)
         x_val, y_val = tensors(val_set, ensemble.label)
@@ -139,6 +177,8 @@ def train(
             member_metrics[member.name] = metrics.summary(y_test.numpy(), p_test)
             members_config.append({"name": member.name, "hidden": member.hidden, "calibration": {"a": 1.0, "b": 0.0}, "epochs": epochs})
             done += 1
+            bar.update(1)
+            bar.set_postfix_str(f"{member.name}: AUC {member_metrics[member.name]['auc']:.4f}")
             progress(f"[{done}/{total}] {ensemble.name}/{member.name}: {epochs} epochs, test AUC {member_metrics[member.name]['auc']:.4f} ({time.perf_counter() - started:.1f}s)")
         version = next_version(repo, ensemble.name)
         config = {
@@ -167,4 +207,5 @@ def train(
             f"(ground truth {config['metrics']['ground_truth']['auc']:.4f})"
         )
         written.append(path)
+    bar.close()
     return written

@@ -15,7 +15,7 @@ from mesh.server import ServiceRuntime, service_main
 from scoremesh.v1 import features_pb2, features_pb2_grpc, monitoring_pb2, monitoring_pb2_grpc, router_pb2_grpc
 from services.features.converters import candidates_to_proto, context_to_proto, matrix_from_proto
 from services.inference.converters import decode_response, encode_request
-from services.inference.servicer import MEMBER_NAMES_PARAMETER
+from services.inference.protocol import FEATURE_SCHEMA_PARAMETER, MEMBER_NAMES_PARAMETER
 from services.router.scoring import Features, Inference, ScoringPipeline
 from services.router.servicer import RouterServicer
 from services.router.telemetry_buffer import TelemetryBuffer
@@ -48,21 +48,24 @@ def build_pipeline(
     runtime.on_stop(features.close)
     runtime.on_stop(inference.close)
 
-    async def extract(request_id, context, candidates, timeout) -> Features:
+    async def extract(request_id, context, candidates, timeout, schema_version) -> Features:
         data_type, proto_context = context_to_proto(context)
         request = features_pb2.ExtractRequest(
-            request_id=request_id, data_type=data_type, context=proto_context, candidates=candidates_to_proto(candidates)
+            request_id=request_id, data_type=data_type, context=proto_context,
+            candidates=candidates_to_proto(candidates), schema_version=schema_version,
         )
         response = await features.call(lambda stub: stub.Extract, request, timeout)
-        return Features(matrix_from_proto(response), response.schema_version)
+        return Features(matrix_from_proto(response), response.schema_name, response.schema_version, response.store_degraded)
 
-    async def infer(model, request_id, matrix, timeout) -> Inference:
-        response = await inference.call(lambda stub: stub.ModelInfer, encode_request(model, matrix, request_id), timeout)
+    async def infer(model, request_id, matrix, timeout, feature_schema) -> Inference:
+        request = encode_request(model, matrix, request_id, parameters={FEATURE_SCHEMA_PARAMETER: feature_schema})
+        response = await inference.call(lambda stub: stub.ModelInfer, request, timeout)
         outputs = decode_response(response)
         members = response.parameters[MEMBER_NAMES_PARAMETER].string_param.split(",")
         return Inference(
             response.model_name, response.model_version, members,
             outputs["score"], outputs["member_scores"], outputs["confidence"],
+            response.parameters[FEATURE_SCHEMA_PARAMETER].string_param,
         )
 
     return ScoringPipeline(extract, infer, buffer, settings.max_candidates), [features, inference]

@@ -14,6 +14,7 @@ def score_response(result: ScoreResult, trace_id: str) -> router_pb2.ScoreRespon
         trace_id=trace_id,
         route=result.route.name,
         feature_schema_version=result.schema_version,
+        features_degraded=result.features_degraded,
     )
     for c in result.candidates:
         response.candidates.append(

@@ -12,17 +12,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mesh.errors import MeshError
+from mesh.errors import MeshError, UpstreamError
 from services.features.raw import CandidateColumns, Context, validate
 from services.router import postprocess
 from services.router.routing import Route, choose_route
+from services.inference.protocol import SCHEMA_MISMATCH
 from services.router.telemetry_buffer import TelemetryBuffer
 
 
 @dataclass(frozen=True)
 class Features:
     matrix: np.ndarray
+    schema_name: str
     schema_version: str
+    degraded: bool = False
+
+    @property
+    def schema(self) -> str:
+        return f"{self.schema_name}/{self.schema_version}"
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class Inference:
     score: np.ndarray
     member_scores: np.ndarray
     confidence: np.ndarray
+    feature_schema: str = ""  # "name/version" the model was trained on
 
 
 @dataclass(frozen=True)
@@ -54,10 +62,13 @@ class ScoreResult:
     schema_version: str
     candidates: list[ScoredCandidate]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    features_degraded: bool = False
 
 
-Extract = Callable[[str, Context, CandidateColumns, float], Awaitable[Features]]
-Infer = Callable[[str, str, np.ndarray, float], Awaitable[Inference]]
+# extract(request_id, context, candidates, timeout_s, schema_version) ; "" = newest schema
+Extract = Callable[[str, Context, CandidateColumns, float, str], Awaitable[Features]]
+# infer(model, request_id, matrix, timeout_s, feature_schema "name/version")
+Infer = Callable[[str, str, np.ndarray, float, str], Awaitable[Inference]]
 
 
 class ScoringPipeline:
@@ -66,6 +77,8 @@ class ScoringPipeline:
         self.infer = infer
         self.telemetry = telemetry
         self.max_candidates = max_candidates
+        # model -> the schema version it was trained on, learned from inference's answers.
+        self.schema_versions: dict[str, str] = {}
 
     async def score(self, request_id: str, context: Context, candidates: CandidateColumns, timeout: float) -> ScoreResult:
         started = time.perf_counter()
@@ -75,12 +88,7 @@ class ScoringPipeline:
         timings: dict[str, float] = {}
         model_version = ""
         try:
-            t = time.perf_counter()
-            features = await self.extract(request_id, context, candidates, deadline - time.monotonic())
-            timings["features"] = (time.perf_counter() - t) * 1000
-            t = time.perf_counter()
-            inference = await self.infer(route.model, request_id, features.matrix, deadline - time.monotonic())
-            timings["inference"] = (time.perf_counter() - t) * 1000
+            features, inference = await self._features_and_inference(request_id, route.model, context, candidates, deadline, timings)
             model_version = inference.model_version
             result = self._assemble(request_id, route, context, candidates, features, inference)
         except MeshError as error:
@@ -89,6 +97,30 @@ class ScoringPipeline:
         result.timings_ms = timings
         self._report(request_id, route.model, model_version, "OK", started, timings, len(candidates.bid_amount), [c.score for c in result.candidates])
         return result
+
+    async def _features_and_inference(self, request_id, model, context, candidates, deadline, timings):
+        """Build features with the schema version the model was trained on. Until the router has
+        seen the model answer, it asks for the newest version; a model trained on another one
+        answers FEATURE_SCHEMA_MISMATCH naming it, and the request is built again with it."""
+        for attempt in range(2):
+            t = time.perf_counter()
+            version = self.schema_versions.get(model, "").rpartition("/")[2]
+            features = await self.extract(request_id, context, candidates, deadline - time.monotonic(), version)
+            timings["features"] = timings.get("features", 0.0) + (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            try:
+                inference = await self.infer(model, request_id, features.matrix, deadline - time.monotonic(), features.schema)
+            except UpstreamError as error:
+                if error.reason != SCHEMA_MISMATCH or attempt or not error.info.get("expected"):
+                    raise
+                self.schema_versions[model] = error.info["expected"]
+                continue
+            finally:
+                timings["inference"] = timings.get("inference", 0.0) + (time.perf_counter() - t) * 1000
+            if inference.feature_schema:
+                self.schema_versions[model] = inference.feature_schema
+            return features, inference
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     @staticmethod
     def _assemble(request_id, route, context, candidates, features, inference) -> ScoreResult:
@@ -112,7 +144,10 @@ class ScoringPipeline:
                     explanation=postprocess.explanation(score, confidence, inference.member_names),
                 )
             )
-        return ScoreResult(request_id, route, inference.model_name, inference.model_version, features.schema_version, scored)
+        return ScoreResult(
+            request_id, route, inference.model_name, inference.model_version, features.schema_version, scored,
+            features_degraded=features.degraded,
+        )
 
     def _report(self, request_id, model, version, status, started, timings, n, scores) -> None:
         self.telemetry.offer(

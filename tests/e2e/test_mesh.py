@@ -19,8 +19,9 @@ import pytest
 from inference import grpc_service_pb2, grpc_service_pb2_grpc
 from scoremesh.v1 import common_pb2, monitoring_pb2, monitoring_pb2_grpc, recovery_pb2, recovery_pb2_grpc, router_pb2, router_pb2_grpc
 from services.features.converters import candidates_to_proto, context_to_proto
-from services.features.raw import RawBatch
-from services.features.schema import load_schema
+from scoremesh.v1 import features_pb2, features_pb2_grpc
+from services.features.converters import matrix_from_proto
+from services.features.schema_store import SchemaStore
 from services.features.synthetic import sample_request
 from services.router.postprocess import score_multiplier
 from tests.e2e.expected_scores import ensemble_outputs
@@ -40,6 +41,16 @@ COMMON_SERVICES = {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerRefle
 
 def router_stub(mesh) -> router_pb2_grpc.RouterStub:
     return router_pb2_grpc.RouterStub(grpc.insecure_channel(mesh.address("router")))
+
+
+def served_features(mesh, n: int, data_type: str, seed: int) -> np.ndarray:
+    """The features service's matrix for the same request (store lookups included)."""
+    context, candidates = sample_request(n, data_type, seed=seed)
+    dt, proto_context = context_to_proto(context)
+    stub = features_pb2_grpc.FeatureServiceStub(grpc.insecure_channel(mesh.address("features")))
+    response = stub.Extract(features_pb2.ExtractRequest(data_type=dt, context=proto_context, candidates=candidates_to_proto(candidates)), timeout=5)
+    assert not response.store_degraded
+    return matrix_from_proto(response)
 
 
 def score_request(n: int, data_type: str = "search", seed: int = 0) -> router_pb2.ScoreRequest:
@@ -66,10 +77,11 @@ def test_score_cli_matches_the_stored_model(mesh):
     assert response["model"] == {"name": "ctr_ensemble", "version": "1"}
     assert len(response["trace_id"]) == 32 and int(response["trace_id"], 16) != 0
 
-    # Recompute from the files: features through the schema, scores from the safetensors weights.
+    # Recompute from the files: the same request's features, scores from the safetensors weights.
     context, candidates = sample_request(5, "search", seed=3)
-    x = load_schema().transform(RawBatch.from_request(context, candidates))
+    x = served_features(mesh, 5, "search", seed=3)
     expected = ensemble_outputs(mesh.state_dir / "models" / "ctr_ensemble" / "1", x)
+    assert response["feature_schema_version"] == "1" and not response.get("features_degraded", False)
     assert len(response["candidates"]) == 5
     for i, candidate in enumerate(response["candidates"]):
         assert candidate["ad_id"] == candidates.ad_id[i]
@@ -86,8 +98,7 @@ def test_score_cli_matches_the_stored_model(mesh):
 def test_routes_pick_the_ensemble_by_data_type(mesh, data_type, model):
     response = router_stub(mesh).Score(score_request(4, data_type, seed=11), timeout=5)
     assert response.model.name == model
-    context, candidates = sample_request(4, data_type, seed=11)
-    x = load_schema().transform(RawBatch.from_request(context, candidates))
+    x = served_features(mesh, 4, data_type, seed=11)
     expected = ensemble_outputs(mesh.state_dir / "models" / model / "1", x)
     np.testing.assert_allclose([c.score for c in response.candidates], expected["score"], atol=1e-5)
     assert [m.member for m in response.candidates[0].member_scores] == expected["members"]
@@ -121,7 +132,8 @@ def test_grpcurl_lists_and_describes_every_service(mesh):
     # A call through grpcurl with JSON, as an engineer would debug.
     body = json.dumps({"name": "ctr_ensemble"})
     metadata = json.loads(_grpcurl("-d", body, mesh.address("inference"), "inference.GRPCInferenceService/ModelMetadata"))
-    assert metadata["inputs"] == [{"name": "features", "datatype": "FP32", "shape": ["-1", str(load_schema().dim)]}]
+    dim = SchemaStore(mesh.state_dir / "features").load("ads", "1").dim
+    assert metadata["inputs"] == [{"name": "features", "datatype": "FP32", "shape": ["-1", str(dim)]}]
 
 
 def test_one_score_is_one_trace_across_services(mesh, otlp_receiver):

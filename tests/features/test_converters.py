@@ -16,15 +16,26 @@ def test_context_round_trip():
     assert converters.context_from_proto(data_type, proto) == context
 
 
+def test_unset_optional_fields_are_missing_not_zero():
+    context = Context("search", "u1", None, "", "", "", None, None, "")
+    data_type, proto = converters.context_to_proto(context)
+    assert not proto.user.HasField("age") and not proto.HasField("hour")
+    assert converters.context_from_proto(data_type, proto) == context
+    proto.hour = 0  # explicitly midnight, not missing
+    assert converters.context_from_proto(data_type, proto).hour == 0
+
+
 def test_candidates_round_trip():
     columns = CandidateColumns(["a", "b"], ["food", "travel"], [1.5, 0.25], [0.1, 0.9])
     assert converters.candidates_from_proto(converters.candidates_to_proto(columns)) == columns
 
 
-def test_matrix_round_trip_is_exact():
+@pytest.mark.parametrize("typed", [False, True])
+def test_matrix_round_trip_is_exact(typed):
     matrix = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
-    response = converters.matrix_to_proto("ads", "1", matrix)
+    response = converters.matrix_to_proto("ads", "1", matrix, typed=typed)
     assert (response.rows, response.cols, response.schema_version) == (3, 5, "1")
+    assert bool(response.values) == typed and bool(response.raw_values) != typed
     np.testing.assert_array_equal(converters.matrix_from_proto(response), matrix)
 
 

@@ -20,16 +20,18 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
-def pipeline(calls, fail_inference=False, capacity=10):
-    async def extract(request_id, context, candidates, timeout):
-        calls.append(("extract", request_id, len(candidates.ad_id)))
-        return Features(np.zeros((2, 3), dtype=np.float32), "1")
+def pipeline(calls, fail_inference=False, capacity=10, trained_on="ads/7"):
+    async def extract(request_id, context, candidates, timeout, schema_version):
+        calls.append(("extract", request_id, len(candidates.ad_id), schema_version))
+        return Features(np.zeros((2, 3), dtype=np.float32), "ads", schema_version or "7")
 
-    async def infer(model, request_id, matrix, timeout):
-        calls.append(("infer", model, matrix.shape))
+    async def infer(model, request_id, matrix, timeout, feature_schema):
+        calls.append(("infer", model, matrix.shape, feature_schema))
         if fail_inference:
             raise UpstreamError("inference", "UNAVAILABLE", "no healthy instance")
-        return Inference(model, "4", ["m1", "m2"], np.array([0.2, 0.8], np.float32), np.array([[0.1, 0.3], [0.7, 0.9]], np.float32), np.array([0.9, 0.85], np.float32))
+        if feature_schema != trained_on:
+            raise UpstreamError("inference", "FAILED_PRECONDITION", "mismatch", "FEATURE_SCHEMA_MISMATCH", {"expected": trained_on, "got": feature_schema})
+        return Inference(model, "4", ["m1", "m2"], np.array([0.2, 0.8], np.float32), np.array([[0.1, 0.3], [0.7, 0.9]], np.float32), np.array([0.9, 0.85], np.float32), trained_on)
 
     buffer = TelemetryBuffer(capacity)
     return ScoringPipeline(extract, infer, buffer, max_candidates=5), buffer
@@ -39,8 +41,8 @@ def test_score_routes_extracts_infers_and_posts_processes():
     calls = []
     scorer, buffer = pipeline(calls)
     result = run(scorer.score("r1", CONTEXT, CANDIDATES, timeout=1.0))
-    assert calls == [("extract", "r1", 2), ("infer", "cvr_ensemble", (2, 3))]
-    assert (result.model_name, result.model_version, result.route.name, result.schema_version) == ("cvr_ensemble", "4", "conversion", "1")
+    assert calls == [("extract", "r1", 2, ""), ("infer", "cvr_ensemble", (2, 3), "ads/7")]
+    assert (result.model_name, result.model_version, result.route.name, result.schema_version) == ("cvr_ensemble", "4", "conversion", "7")
     first, second = result.candidates
     assert first.member_scores == [("m1", pytest.approx(0.1)), ("m2", pytest.approx(0.3))]
     assert first.bid == round(2.0 * 0.2 * 0.5, 3) and second.bid == round(4.0 * 0.8 * 1.0, 3)
@@ -50,6 +52,20 @@ def test_score_routes_extracts_infers_and_posts_processes():
 
 async def _drain(buffer):
     return await buffer.next_batch(max_wait_s=0.01)
+
+
+def test_a_model_trained_on_an_older_schema_gets_features_in_that_schema():
+    calls = []
+    scorer, _ = pipeline(calls, trained_on="ads/5")
+    result = run(scorer.score("r1", CONTEXT, CANDIDATES, timeout=1.0))
+    assert result.schema_version == "5"
+    assert calls == [
+        ("extract", "r1", 2, ""), ("infer", "cvr_ensemble", (2, 3), "ads/7"),  # newest: refused
+        ("extract", "r1", 2, "5"), ("infer", "cvr_ensemble", (2, 3), "ads/5"),  # the model's own
+    ]
+    calls.clear()
+    run(scorer.score("r2", CONTEXT, CANDIDATES, timeout=1.0))
+    assert calls == [("extract", "r2", 2, "5"), ("infer", "cvr_ensemble", (2, 3), "ads/5")]  # remembered
 
 
 def test_invalid_request_never_reaches_downstream():

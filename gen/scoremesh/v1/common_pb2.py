@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19scoremesh/v1/common.proto\x12\x0cscoremesh.v1\"[\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0b\n\x03\x61ge\x18\x02 \x01(\x05\x12\x0e\n\x06gender\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65vice_type\x18\x05 \x01(\t\"h\n\x0eRequestContext\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.scoremesh.v1.User\x12\x0c\n\x04hour\x18\x02 \x01(\x05\x12\x13\n\x0b\x64\x61y_of_week\x18\x03 \x01(\x05\x12\x11\n\tpage_type\x18\x04 \x01(\t\"W\n\tCandidate\x12\r\n\x05\x61\x64_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x12\n\nbid_amount\x18\x03 \x01(\x01\x12\x15\n\rquality_score\x18\x04 \x01(\x01*l\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44\x41TA_TYPE_SEARCH\x10\x01\x12\x15\n\x11\x44\x41TA_TYPE_DISPLAY\x10\x02\x12\x18\n\x14\x44\x41TA_TYPE_CONVERSION\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19scoremesh/v1/common.proto\x12\x0cscoremesh.v1\"h\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x03\x61ge\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06gender\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65vice_type\x18\x05 \x01(\tB\x06\n\x04_age\"\x8b\x01\n\x0eRequestContext\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.scoremesh.v1.User\x12\x11\n\x04hour\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0b\x64\x61y_of_week\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x11\n\tpage_type\x18\x04 \x01(\tB\x07\n\x05_hourB\x0e\n\x0c_day_of_week\"W\n\tCandidate\x12\r\n\x05\x61\x64_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x12\n\nbid_amount\x18\x03 \x01(\x01\x12\x15\n\rquality_score\x18\x04 \x01(\x01*l\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44\x41TA_TYPE_SEARCH\x10\x01\x12\x15\n\x11\x44\x41TA_TYPE_DISPLAY\x10\x02\x12\x18\n\x14\x44\x41TA_TYPE_CONVERSION\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'scoremesh.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATATYPE']._serialized_start=331
-  _globals['_DATATYPE']._serialized_end=439
+  _globals['_DATATYPE']._serialized_start=380
+  _globals['_DATATYPE']._serialized_end=488
   _globals['_USER']._serialized_start=43
-  _globals['_USER']._serialized_end=134
-  _globals['_REQUESTCONTEXT']._serialized_start=136
-  _globals['_REQUESTCONTEXT']._serialized_end=240
-  _globals['_CANDIDATE']._serialized_start=242
-  _globals['_CANDIDATE']._serialized_end=329
+  _globals['_USER']._serialized_end=147
+  _globals['_REQUESTCONTEXT']._serialized_start=150
+  _globals['_REQUESTCONTEXT']._serialized_end=289
+  _globals['_CANDIDATE']._serialized_start=291
+  _globals['_CANDIDATE']._serialized_end=378
 # @@protoc_insertion_point(module_scope)

@@ -52,20 +52,22 @@ class ModelRef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
-    __slots__ = ("request_id", "model", "candidates", "trace_id", "route", "feature_schema_version")
+    __slots__ = ("request_id", "model", "candidates", "trace_id", "route", "feature_schema_version", "features_degraded")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     FEATURE_SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_DEGRADED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model: ModelRef
     candidates: _containers.RepeatedCompositeFieldContainer[CandidateScore]
     trace_id: str
     route: str
     feature_schema_version: str
-    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[CandidateScore, _Mapping]]] = ..., trace_id: _Optional[str] = ..., route: _Optional[str] = ..., feature_schema_version: _Optional[str] = ...) -> None: ...
+    features_degraded: bool
+    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[CandidateScore, _Mapping]]] = ..., trace_id: _Optional[str] = ..., route: _Optional[str] = ..., feature_schema_version: _Optional[str] = ..., features_degraded: _Optional[bool] = ...) -> None: ...
 
 class ExplainRouteRequest(_message.Message):
     __slots__ = ("data_type", "context")

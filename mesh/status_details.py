@@ -1,0 +1,31 @@
+"""google.rpc.Status details on gRPC errors: an ErrorInfo (reason, metadata) in the standard
+`grpc-status-details-bin` trailer, readable by any gRPC client."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+DETAILS_KEY = "grpc-status-details-bin"
+DOMAIN = "scoremesh"
+
+
+def error_info_trailer(code: grpc.StatusCode, message: str, reason: str, info: dict[str, str]) -> tuple[tuple[str, bytes], ...]:
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=info))
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
+    return ((DETAILS_KEY, status.SerializeToString()),)
+
+
+def error_info(error: grpc.aio.AioRpcError | grpc.RpcError) -> tuple[str, dict[str, str]]:
+    """(reason, metadata) of the ErrorInfo a failed call carried, or ("", {})."""
+    trailers = error.trailing_metadata() or ()
+    for key, value in trailers:
+        if key == DETAILS_KEY:
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                found = error_details_pb2.ErrorInfo()
+                if detail.Unpack(found):
+                    return found.reason, dict(found.metadata)
+    return "", {}

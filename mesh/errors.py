@@ -47,6 +47,14 @@ class DeadlineExceeded(MeshError):
     status = "DEADLINE_EXCEEDED"
 
 
+class Unauthenticated(MeshError):
+    status = "UNAUTHENTICATED"
+
+
+class PermissionDenied(MeshError):
+    status = "PERMISSION_DENIED"
+
+
 class UpstreamError(MeshError):
     """A call to another service failed; keeps that service's status (e.g. UNAVAILABLE) and
     its ErrorInfo reason, if it sent one."""

@@ -7,24 +7,27 @@ import numpy as np
 from inference import grpc_service_pb2 as pb
 from mesh.errors import InvalidArgument
 
-# Protocol datatype -> (NumPy dtype, typed-contents field).
+# Protocol datatype -> (NumPy dtype, typed-contents field). FP16 and BF16 travel only as raw
+# bytes (the protocol has no typed field for them); BF16 decodes to its uint16 bit patterns,
+# since NumPy has no bfloat16.
 DATATYPES = {
     "FP32": (np.dtype("<f4"), "fp32_contents"),
-    "FP16": (np.dtype("<f2"), None),  # FP16 travels only as raw bytes (the protocol has no typed field)
+    "FP16": (np.dtype("<f2"), None),
+    "BF16": (np.dtype("<u2"), None),
     "FP64": (np.dtype("<f8"), "fp64_contents"),
     "INT32": (np.dtype("<i4"), "int_contents"),
     "INT64": (np.dtype("<i8"), "int64_contents"),
 }
 
 
-def decode_inputs(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
-    """Every input tensor as an array of its declared shape; errors name the tensor."""
+def decode_inputs(request: pb.ModelInferRequest) -> dict[str, tuple[np.ndarray, str]]:
+    """Every input tensor as (array of its declared shape, datatype); errors name the tensor."""
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
         raise InvalidArgument(
             f"raw_input_contents: {len(raw)} entries for {len(request.inputs)} inputs"
         )
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, tuple[np.ndarray, str]] = {}
     for index, tensor in enumerate(request.inputs):
         where = f"input '{tensor.name}'"
         if tensor.datatype not in DATATYPES:
@@ -48,7 +51,7 @@ def decode_inputs(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
                 raise InvalidArgument(f"{where}: {values.size} values in contents, expected {count} for shape {shape}")
         if tensor.name in arrays:
             raise InvalidArgument(f"{where}: given twice")
-        arrays[tensor.name] = values.reshape(shape)
+        arrays[tensor.name] = (values.reshape(shape), tensor.datatype)
     return arrays
 
 

@@ -47,11 +47,14 @@ class EnsembleSpec:
     weights: tuple[float, ...] = ()
 
 
-# The example ensembles of shared/REFERENCE.md.
+# The example ensembles of shared/REFERENCE.md, plus a stacked CTR ensemble over the same
+# members (a logistic meta-model fitted on held-out data instead of fixed weights).
+CTR_MEMBERS = (MemberSpec("ctr_v1", 0), MemberSpec("ctr_v2", 32))
 ENSEMBLES = (
-    EnsembleSpec("ctr_ensemble", "click", "weighted_average", (MemberSpec("ctr_v1", 0), MemberSpec("ctr_v2", 32)), (1.0, 1.2)),
+    EnsembleSpec("ctr_ensemble", "click", "weighted_average", CTR_MEMBERS, (1.0, 1.2)),
     EnsembleSpec("cvr_ensemble", "conversion", "averaging", (MemberSpec("cvr_v1", 0), MemberSpec("cvr_v2", 16))),
     EnsembleSpec("quality_ensemble", "engagement", "dynamic", (MemberSpec("quality_v1", 0), MemberSpec("quality_v2", 24), MemberSpec("quality_v3", 8))),
+    EnsembleSpec("ctr_stacking", "click", "stacking", CTR_MEMBERS),
 )
 
 
@@ -59,10 +62,10 @@ ENSEMBLES = (
 class TrainOptions:
     rows: int = 30_000
     seed: int = 0
-    max_epochs: int = 12
+    max_epochs: int = 15
     patience: int = 2
     batch_size: int = 256
-    learning_rate: float = 0.01
+    learning_rate: float = 0.003
     force: bool = False  # train even when the data-quality gate fails
     quality: QualityThresholds = QualityThresholds()
 
@@ -122,6 +125,54 @@ def train_member(
     return network, best_epoch + 1
 
 
+def _fit(parameters: list[torch.Tensor], loss: Callable[[], torch.Tensor], steps: int = 100) -> None:
+    optimiser = torch.optim.LBFGS(parameters, lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        value = loss()
+        value.backward()
+        return value
+
+    optimiser.step(closure)
+
+
+def fit_calibration(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Platt scaling: a, b minimising log loss of sigmoid(a z + b) on held-out data."""
+    a = torch.ones((), requires_grad=True)
+    b = torch.zeros((), requires_grad=True)
+    _fit([a, b], lambda: nn.functional.binary_cross_entropy_with_logits(a * logits + b, labels))
+    return float(a.detach()), float(b.detach())
+
+
+def fit_combination(ensemble: EnsembleSpec, logits: torch.Tensor, labels: torch.Tensor) -> dict:
+    """The combination's parameters, fitted on held-out member logits [N, M]:
+    weighted/logit averaging -> positive weights (softplus) minimising log loss, starting from
+    the spec's weights; stacking -> a logistic meta-model over the member logits."""
+    m = logits.shape[1]
+    if ensemble.method in ("weighted_average", "logit_averaging"):
+        initial = torch.tensor(ensemble.weights or (1.0,) * m)
+        theta = torch.log(torch.expm1(initial)).requires_grad_(True)  # softplus^-1
+
+        def loss():
+            w = nn.functional.softplus(theta)
+            if ensemble.method == "weighted_average":
+                p = (torch.sigmoid(logits) * w).sum(1) / w.sum()
+                return nn.functional.binary_cross_entropy(p.clamp(1e-7, 1 - 1e-7), labels)
+            return nn.functional.binary_cross_entropy_with_logits((logits * w).sum(1) / w.sum(), labels)
+
+        _fit([theta], loss)
+        weights = nn.functional.softplus(theta).detach()
+        weights = weights / weights.mean()  # scale-free: keep them near 1 for readability
+        return {"weights": [round(float(w), 6) for w in weights]}
+    if ensemble.method == "stacking":
+        v = torch.full((m,), 1.0 / m, requires_grad=True)
+        c = torch.zeros((), requires_grad=True)
+        _fit([v, c], lambda: nn.functional.binary_cross_entropy_with_logits(logits @ v + c, labels) + 1e-4 * (v**2).sum())
+        return {"stacking_weights": [round(float(x), 6) for x in v.detach()], "stacking_bias": round(float(c), 6)}
+    return {"weights": list(ensemble.weights)} if ensemble.weights else {}
+
+
 def prepare_features(feature_dir: Path, data: Dataset, tables: dict, spec: FeatureSchema | None = None,
                      progress: Callable[[str], None] = print) -> FeatureSchema:
     """Load the store's tables (through the bulk loader) and fit + store the schema."""
@@ -159,27 +210,31 @@ def train(
         return torch.from_numpy(schema.transform(ds.batch)), torch.from_numpy(ds.labels[label])
 
     written = []
-    total = sum(len(e.members) for e in ensembles)
-    done = 0
+    trained: dict[str, tuple[nn.Module, int]] = {}  # members shared by several ensembles train once
+    total = len({m.name for e in ensembles for m in e.members})
     bar = tqdm(total=total, desc="training members", unit="member", disable=None)
     for ensemble in ensembles:
         x_train, y_train = tensors(train_set, ensemble.label)
         x_val, y_val = tensors(val_set, ensemble.label)
         x_test, y_test = tensors(test_set, ensemble.label)
         state: dict[str, torch.Tensor] = {}
-        members_config, member_metrics = [], {}
+        members_config, member_metrics, val_logits = [], {}, []
         for k, member in enumerate(ensemble.members):
-            started = time.perf_counter()
-            network, epochs = train_member(x_train, y_train, x_val, y_val, member.hidden, options, options.seed * 1000 + k)
+            if member.name not in trained:
+                started = time.perf_counter()
+                trained[member.name] = train_member(x_train, y_train, x_val, y_val, member.hidden, options, options.seed * 1000 + len(trained))
+                bar.update(1)
+                progress(f"[{len(trained)}/{total}] {member.name}: {trained[member.name][1]} epochs ({time.perf_counter() - started:.1f}s)")
+            network, epochs = trained[member.name]
             state.update(_state(member.name, member.hidden, network))
             with torch.no_grad():
-                p_test = torch.sigmoid(network(x_test).squeeze(1)).numpy()
-            member_metrics[member.name] = metrics.summary(y_test.numpy(), p_test)
-            members_config.append({"name": member.name, "hidden": member.hidden, "calibration": {"a": 1.0, "b": 0.0}, "epochs": epochs})
-            done += 1
-            bar.update(1)
-            bar.set_postfix_str(f"{member.name}: AUC {member_metrics[member.name]['auc']:.4f}")
-            progress(f"[{done}/{total}] {ensemble.name}/{member.name}: {epochs} epochs, test AUC {member_metrics[member.name]['auc']:.4f} ({time.perf_counter() - started:.1f}s)")
+                z_val = network(x_val).squeeze(1)
+                z_test = network(x_test).squeeze(1)
+            a, b = fit_calibration(z_val, y_val)  # Platt scaling on held-out data
+            val_logits.append(a * z_val + b)
+            member_metrics[member.name] = metrics.summary(y_test.numpy(), torch.sigmoid(a * z_test + b).numpy())
+            members_config.append({"name": member.name, "hidden": member.hidden, "calibration": {"a": round(a, 6), "b": round(b, 6)}, "epochs": epochs})
+        combination = fit_combination(ensemble, torch.stack(val_logits, dim=1), y_val)
         version = next_version(repo, ensemble.name)
         config = {
             "name": ensemble.name,
@@ -187,7 +242,7 @@ def train(
             "label": ensemble.label,
             "input_dim": schema.dim,
             "feature_schema": {"name": schema.name, "version": schema.version},
-            "ensemble": {"method": ensemble.method, "weights": list(ensemble.weights), "vote_threshold": 0.5},
+            "ensemble": {"method": ensemble.method, "vote_threshold": 0.5, **combination},
             "members": members_config,
             "outputs": ["score", "member_scores", "confidence"],
             "training": {"seed": options.seed, "rows": options.rows, "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
@@ -203,8 +258,9 @@ def train(
         write_config(staging, config)
         path = publish(staging)
         progress(
-            f"wrote {ensemble.name} v{version}: test AUC {config['metrics']['ensemble']['auc']:.4f} "
-            f"(ground truth {config['metrics']['ground_truth']['auc']:.4f})"
+            f"wrote {ensemble.name} v{version}: test AUC {config['metrics']['ensemble']['auc']:.4f}, "
+            f"log loss {config['metrics']['ensemble']['log_loss']:.4f} "
+            f"(ground truth {config['metrics']['ground_truth']['auc']:.4f}, {config['metrics']['ground_truth']['log_loss']:.4f})"
         )
         written.append(path)
     bar.close()

@@ -85,3 +85,53 @@ class MeshProcess:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+
+class ServiceProcess:
+    """One service (`python -m services.<name>`) as a real process on a state directory."""
+
+    def __init__(self, service: str, state_dir: Path, env: dict[str, str] | None = None, instance_id: str | None = None) -> None:
+        self.service = service
+        self.instance_id = instance_id or f"{service}-test"
+        self.state_dir = state_dir
+        self.env = {**os.environ, "SCOREMESH_STATE_DIR": str(state_dir), **(env or {})}
+        self.log_path = state_dir / f"{self.instance_id}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> "ServiceProcess":
+        from mesh.discovery.local import LocalRegistry
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.service}", "--instance-id", self.instance_id],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=self.env, start_new_session=True,
+        )
+        registry = LocalRegistry(self.state_dir / "registry")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.service} exited early:\n{self.log_path.read_text()}")
+            healthy = [i for i in registry.resolve(self.service) if i.instance_id == self.instance_id]
+            if healthy:
+                self.address = healthy[0].address
+                self.metrics_url = healthy[0].metrics_url
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.service} not ready after {timeout}s:\n{self.log_path.read_text()}")
+
+    def stop(self, grace: float = 15.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text()

@@ -11,18 +11,32 @@ from services.inference import converters
 def test_request_round_trip_raw_and_typed():
     x = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
     request = converters.encode_request("m", x, request_id="r1")
-    np.testing.assert_array_equal(converters.decode_inputs(request)["features"], x)
+    array, datatype = converters.decode_inputs(request)["features"]
+    np.testing.assert_array_equal(array, x)
+    assert datatype == "FP32"
     typed = pb.ModelInferRequest(model_name="m")
     typed.inputs.add(name="features", datatype="FP32", shape=[2, 3]).contents.fp32_contents.extend(x.ravel())
-    np.testing.assert_array_equal(converters.decode_inputs(typed)["features"], x)
+    np.testing.assert_array_equal(converters.decode_inputs(typed)["features"][0], x)
 
 
-def test_fp16_raw_input_is_decoded():
+def test_16_bit_raw_inputs_are_decoded():
+    import torch
+
+    from services.inference.model_manager import to_tensor
+
     x = np.array([[0.5, -1.25]], dtype=np.float16)
     request = pb.ModelInferRequest(model_name="m")
     request.inputs.add(name="features", datatype="FP16", shape=[1, 2])
     request.raw_input_contents.append(x.tobytes())
-    np.testing.assert_array_equal(converters.decode_inputs(request)["features"], x)
+    array, datatype = converters.decode_inputs(request)["features"]
+    assert to_tensor(array, datatype).tolist() == [[0.5, -1.25]]
+    bf16 = torch.tensor([[0.5, -1.25, 3.0]], dtype=torch.bfloat16)
+    request = pb.ModelInferRequest(model_name="m")
+    request.inputs.add(name="features", datatype="BF16", shape=[1, 3])
+    request.raw_input_contents.append(bf16.view(torch.uint16).numpy().tobytes())
+    array, datatype = converters.decode_inputs(request)["features"]
+    decoded = to_tensor(array, datatype)
+    assert decoded.dtype == torch.bfloat16 and decoded.tolist() == [[0.5, -1.25, 3.0]]
 
 
 def test_response_round_trip_with_parameters():

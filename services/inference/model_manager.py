@@ -1,0 +1,255 @@
+"""The models an instance serves: several versions at once under a version policy, loaded from
+the repository, picked up when new versions appear, unloaded after draining. No gRPC here.
+
+A failed load of a new version is recorded (UNAVAILABLE with the reason) and leaves the
+versions already serving untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kernels.dispatch import score_ensemble
+from mesh.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from services.features.schema import SchemaError
+from services.features.schema_store import SchemaStore
+from services.inference.batching import BatchingPolicy, DynamicBatcher, Outputs, Timing
+from services.inference.protocol import INPUT_NAME, SCHEMA_MISMATCH
+from services.inference.repository import LoadedModel, ModelLoadError, load_model, scan
+from services.inference.statistics import VersionStatistics
+
+log = logging.getLogger(__name__)
+
+READY, UNAVAILABLE, LOADING, UNLOADING = "READY", "UNAVAILABLE", "LOADING", "UNLOADING"
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """Which versions of a model to serve: the newest `latest` ones, or an explicit list."""
+
+    latest: int = 2
+    specific: tuple[str, ...] = ()
+
+    def choose(self, available: list[str]) -> list[str]:
+        if self.specific:
+            return [v for v in available if v in self.specific]
+        return available[-self.latest :] if self.latest > 0 else []
+
+
+@dataclass
+class ServedVersion:
+    model: LoadedModel
+    batcher: DynamicBatcher
+    stats: VersionStatistics
+    device: str
+    compute_dtype: torch.dtype
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    async def infer(self, x: torch.Tensor, deadline: float | None) -> tuple[Outputs, Timing]:
+        return await self.batcher.submit(x.to(self.compute_dtype), deadline)
+
+
+@dataclass
+class VersionState:
+    state: str
+    reason: str = ""
+
+
+@dataclass
+class ModelManager:
+    repository: Path
+    feature_dir: Path
+    device: str = "cpu"
+    compute_dtype: torch.dtype = torch.float32
+    batching: BatchingPolicy = field(default_factory=BatchingPolicy)
+    default_policy: VersionPolicy = field(default_factory=VersionPolicy)
+    policies: dict[str, VersionPolicy] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.served: dict[str, dict[str, ServedVersion]] = {}
+        self.states: dict[tuple[str, str], VersionState] = {}
+        self.schemas = SchemaStore(self.feature_dir)
+        self.unloaded: set[str] = set()  # unloaded by request: stays so until loaded again
+        self._all_loaded = False
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ loading
+    def _validate_schema(self, model: LoadedModel) -> None:
+        name, version = model.schema
+        try:
+            schema = self.schemas.load(name, version)
+        except SchemaError as error:
+            raise ModelLoadError(f"{model.name} v{model.version}: feature_schema: {error}") from None
+        if schema.dim != model.packed.input_dim:
+            raise ModelLoadError(f"{model.name} v{model.version}: input_dim {model.packed.input_dim} != schema {name} v{version} dimension {schema.dim}")
+
+    def _run(self, packed):
+        def run(x: torch.Tensor) -> Outputs:
+            with torch.inference_mode():
+                out = score_ensemble(x.to(self.device), packed)
+            return {"score": out.score, "member_scores": out.member_scores, "confidence": out.confidence}
+
+        return run
+
+    def _load_version(self, path: Path) -> LoadedModel:
+        """The blocking part of a load (runs in a thread): read, validate, move, warm up."""
+        model = load_model(path)
+        if model.name != path.parent.name or model.version != path.name:
+            raise ModelLoadError(f"{path / 'config.yaml'}: name/version say {model.name} v{model.version}, the folder says {path.parent.name} v{path.name}")
+        self._validate_schema(model)
+        packed = model.packed.to(self.device)
+        self._run(packed)(torch.zeros(4, packed.input_dim, dtype=self.compute_dtype))  # warm-up (compiles the kernel on a GPU)
+        return LoadedModel(model.name, model.version, model.config, packed)
+
+    def _serve(self, model: LoadedModel) -> ServedVersion:
+        stats = VersionStatistics(model.name, model.version)
+        batcher = DynamicBatcher(self._run(model.packed), self.batching, name=f"{model.name} v{model.version}")
+        batcher.on_batch = stats.record_batch
+        return ServedVersion(model, batcher, stats, self.device, self.compute_dtype)
+
+    async def sync(self, only: str | None = None) -> list[str]:
+        """Bring what is served in line with the repository and the version policies; returns
+        the problems met (failed loads), which never disturb serving versions."""
+        async with self._lock:
+            problems = []
+            repository = await asyncio.to_thread(scan, self.repository)
+            names = [only] if only else sorted(set(repository) | set(self.served))
+            for name in names:
+                available = [p.name for p in repository.get(name, [])]
+                paths = {p.name: p for p in repository.get(name, [])}
+                policy = self.policies.get(name, self.default_policy)
+                current = self.served.setdefault(name, {})
+                while True:
+                    # Versions that failed to load are skipped, so the policy falls back on
+                    # the ones serving now rather than dropping them.
+                    loadable = [v for v in available if self.states.get((name, v), VersionState("")).state != UNAVAILABLE or v in current]
+                    wanted = [] if name in self.unloaded else policy.choose(loadable)
+                    missing = [v for v in wanted if v not in current]
+                    if not missing:
+                        break
+                    for version in missing:
+                        self.states[(name, version)] = VersionState(LOADING)
+                        try:
+                            current[version] = self._serve(await asyncio.to_thread(self._load_version, paths[version]))
+                        except (ModelLoadError, OSError, ValueError, RuntimeError) as error:
+                            self.states[(name, version)] = VersionState(UNAVAILABLE, str(error))
+                            problems.append(str(error))
+                            log.error("load of %s v%s failed: %s", name, version, error)
+                            continue
+                        self.states[(name, version)] = VersionState(READY)
+                        log.info("serving %s v%s", name, version)
+                for version in [v for v in current if v not in wanted]:
+                    await self._unload(name, version)
+                for key in [k for k in self.states if k[0] == name and k[1] not in available and k[1] not in current]:
+                    del self.states[key]  # the folder is gone: forget its state
+                if not current:
+                    self.served.pop(name, None)
+            return problems
+
+    async def _unload(self, name: str, version: str) -> None:
+        served = self.served[name].pop(version)
+        self.states[(name, version)] = VersionState(UNLOADING)
+        await served.batcher.drain()
+        self.states.pop((name, version), None)
+        log.info("unloaded %s v%s", name, version)
+
+    async def load(self, name: str) -> None:
+        """RepositoryModelLoad: (re)load a model's versions now; a retry of failed versions."""
+        if name not in await asyncio.to_thread(scan, self.repository):
+            raise NotFound(f"model_name: no model {name!r} in the repository")
+        self.unloaded.discard(name)
+        for key in [k for k in self.states if k[0] == name and self.states[k].state == UNAVAILABLE]:
+            del self.states[key]
+        problems = await self.sync(only=name)
+        if name not in self.served:
+            raise FailedPrecondition(f"model {name!r} could not be loaded: {'; '.join(problems)}")
+
+    async def unload(self, name: str) -> None:
+        """RepositoryModelUnload: stop serving every version of a model, after draining."""
+        async with self._lock:
+            if name not in self.served:
+                raise NotFound(f"model_name: model {name!r} is not loaded")
+            for version in list(self.served[name]):
+                await self._unload(name, version)
+            self.served.pop(name, None)
+            # Keep it unloaded until an explicit load, even if the poller sees its folder.
+            self.unloaded.add(name)
+
+    async def unload_all(self) -> None:
+        for name in list(self.served):
+            for version in list(self.served[name]):
+                await self._unload(name, version)
+
+    # ------------------------------------------------------------------ lookups
+    @property
+    def ready(self) -> bool:
+        """Some model serves, and every model not unloaded on purpose has a version serving."""
+        return bool(self.served) and all(self.served.values()) and self._all_loaded
+
+    async def refresh(self) -> list[str]:
+        """`sync`, then note whether every model of the repository is serving."""
+        problems = await self.sync()
+        names = set(await asyncio.to_thread(scan, self.repository)) - self.unloaded
+        self._all_loaded = names <= set(self.served)
+        return problems
+
+    def get(self, name: str, version: str = "") -> ServedVersion:
+        versions = self.served.get(name)
+        if not versions:
+            state = [f"v{v}: {s.reason}" for (n, v), s in self.states.items() if n == name and s.reason]
+            if state:
+                raise Unavailable(f"model {name!r} has no ready version ({'; '.join(state)})")
+            raise NotFound(f"model {name!r} is not served here (served: {', '.join(sorted(self.served)) or 'none'})")
+        if not version:
+            return versions[max(versions, key=int)]
+        if version not in versions:
+            state = self.states.get((name, version))
+            if state is not None and state.state != READY:
+                raise Unavailable(f"model {name!r} version {version!r} is {state.state}{': ' + state.reason if state.reason else ''}")
+            raise NotFound(f"model {name!r} has no ready version {version!r} (ready: {', '.join(sorted(versions, key=int))})")
+        return versions[version]
+
+    def index(self) -> list[tuple[str, str, str, str]]:
+        """(name, version, state, reason) of every version known, repository order."""
+        rows = {}
+        for (name, version), state in self.states.items():
+            rows[(name, version)] = (name, version, state.state, state.reason)
+        for path_name, paths in scan(self.repository).items():
+            for path in paths:
+                rows.setdefault((path_name, path.name), (path_name, path.name, UNAVAILABLE, "not loaded (version policy)"))
+        return sorted(rows.values(), key=lambda r: (r[0], int(r[1])))
+
+    @staticmethod
+    def check_schema(served: ServedVersion, declared: str) -> None:
+        expected = "/".join(served.model.schema)
+        if declared and declared != expected:
+            raise FailedPrecondition(
+                f"model {served.model.name} v{served.version} was trained on feature schema {expected}; the features are {declared}",
+                reason=SCHEMA_MISMATCH,
+                info={"expected": expected, "got": declared},
+            )
+
+
+def check_features(served: ServedVersion, x: torch.Tensor) -> None:
+    """Per-request checks, before queueing: a malformed request fails alone."""
+    d = served.model.packed.input_dim
+    if x.dim() != 2 or x.shape[1] != d:
+        raise InvalidArgument(f"input '{INPUT_NAME}': shape must be [-1, {d}] (got {list(x.shape)})")
+    if not bool(torch.isfinite(x).all()):
+        raise InvalidArgument(f"input '{INPUT_NAME}': holds NaN or infinity")
+
+
+def to_tensor(array: np.ndarray, datatype: str) -> torch.Tensor:
+    """A decoded input as a tensor: BF16 arrives as uint16 bit patterns (NumPy has no bf16)."""
+    if datatype == "BF16":
+        return torch.from_numpy(np.array(array, dtype=np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(np.array(array))  # a private, writable copy of the request buffer

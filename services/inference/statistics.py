@@ -1,0 +1,67 @@
+"""Per model-version counters and cumulative durations, like Triton's ModelStatistics, and the
+Prometheus metrics that mirror them."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Histogram
+
+from mesh.interceptors import LATENCY_BUCKETS
+
+REQUESTS = Counter("scoremesh_inference_requests_total", "ModelInfer requests by outcome.", ["model", "version", "status"])
+QUEUE_SECONDS = Histogram("scoremesh_inference_queue_seconds", "Time a request waited for its batch.", ["model", "version"], buckets=LATENCY_BUCKETS)
+COMPUTE_SECONDS = Histogram("scoremesh_inference_compute_seconds", "Kernel time of one batch.", ["model", "version"], buckets=LATENCY_BUCKETS)
+BATCH_ROWS = Histogram(
+    "scoremesh_inference_batch_rows", "Rows per executed batch.", ["model", "version"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
+)
+
+
+@dataclass
+class Duration:
+    count: int = 0
+    ns: int = 0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.ns += int(seconds * 1e9)
+
+
+@dataclass
+class VersionStatistics:
+    name: str
+    version: str
+    success: Duration = field(default_factory=Duration)
+    fail: Duration = field(default_factory=Duration)
+    queue: Duration = field(default_factory=Duration)
+    compute_input: Duration = field(default_factory=Duration)
+    compute_infer: Duration = field(default_factory=Duration)
+    compute_output: Duration = field(default_factory=Duration)
+    inference_count: int = 0  # rows
+    execution_count: int = 0  # batches
+    last_inference_ms: int = 0
+    batches: dict[int, Duration] = field(default_factory=lambda: defaultdict(Duration))  # batch rows -> compute
+
+    def record_batch(self, rows: int, compute_s: float) -> None:
+        self.execution_count += 1
+        self.batches[rows].add(compute_s)
+        COMPUTE_SECONDS.labels(self.name, self.version).observe(compute_s)
+        BATCH_ROWS.labels(self.name, self.version).observe(rows)
+
+    def record_success(self, rows: int, total_s: float, queue_s: float, compute_s: float, input_s: float, output_s: float) -> None:
+        self.success.add(total_s)
+        self.queue.add(queue_s)
+        self.compute_input.add(input_s)
+        self.compute_infer.add(compute_s)
+        self.compute_output.add(output_s)
+        self.inference_count += rows
+        self.last_inference_ms = int(time.time() * 1000)
+        REQUESTS.labels(self.name, self.version, "OK").inc()
+        QUEUE_SECONDS.labels(self.name, self.version).observe(queue_s)
+
+    def record_failure(self, total_s: float, status: str) -> None:
+        self.fail.add(total_s)
+        REQUESTS.labels(self.name, self.version, status).inc()

@@ -208,6 +208,68 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    from inference import grpc_service_pb2 as pb
+    from services.inference import bench
+
+    settings = _settings(args)
+    server = None
+    address = args.address
+    if not address:
+        from services.inference.repository import scan
+
+        if not scan(settings.model_repository):
+            from services.inference.training import train
+
+            print(f"scoremesh: no models in {settings.model_repository}; training", flush=True)
+            train(settings.model_repository, settings.feature_dir)
+        server = _start_bench_server(settings)
+        address = server[1]
+    try:
+        import grpc
+
+        from inference import grpc_service_pb2_grpc as pb_grpc
+
+        with grpc.insecure_channel(address) as channel:
+            metadata = pb_grpc.GRPCInferenceServiceStub(channel).ModelMetadata(pb.ModelMetadataRequest(name=args.model), timeout=10)
+        dim = int(metadata.inputs[0].shape[1])
+        levels = tuple(int(c) for c in args.concurrency.split(","))
+        print(f"scoremesh bench: {args.model} at {address}, {args.rows} rows per request, {args.seconds:g}s per level", flush=True)
+        results = asyncio.run(bench.run(address, args.model, dim, args.rows, levels, args.seconds))
+        print(bench.report(results, args.rows, Path(args.out)))
+        print(f"results in {args.out}/")
+    finally:
+        if server is not None:
+            server[0].terminate()
+            server[0].wait(15)
+    return 0
+
+
+def _start_bench_server(settings: MeshSettings):
+    """A dedicated inference process (so the numbers are the service's, not a shared mesh's)."""
+    import subprocess
+
+    from mesh.discovery import LocalRegistry
+
+    env = dict(os.environ, SCOREMESH_STATE_DIR=str(settings.state_dir))
+    instance_id = f"inference-bench-{os.getpid()}"
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = open(settings.log_dir / f"{instance_id}.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "services.inference", "--instance-id", instance_id], env=env, stdout=log_file, stderr=log_file)
+    registry = LocalRegistry(settings.registry_dir)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = [i for i in registry.resolve("inference") if i.instance_id == instance_id]
+        if found:
+            return process, found[0].address
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"scoremesh: the benchmark's inference server did not start; see {settings.log_dir / instance_id}.log")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scoremesh", description="ScoreMesh: ensemble scoring over a gRPC mesh")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -238,6 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--force", action="store_true", help="train even if the data-quality gate fails")
     train.set_defaults(func=cmd_train)
+
+    bench = with_state(sub.add_parser("bench", help="load-test the inference service; prints throughput and latency"))
+    bench.add_argument("--address", help="an inference server to test (default: start a dedicated one)")
+    bench.add_argument("--model", default="ctr_ensemble")
+    bench.add_argument("--rows", type=int, default=32, help="feature rows per request")
+    bench.add_argument("--concurrency", default="1,8,64", help="comma-separated concurrency levels")
+    bench.add_argument("--seconds", type=float, default=5.0, help="duration of each level")
+    bench.add_argument("--out", default="bench-results", help="folder for the JSON, markdown and plot")
+    bench.set_defaults(func=cmd_bench)
 
     features = sub.add_parser("features", help="the online feature store")
     features_sub = features.add_subparsers(dest="features_command", required=True)

@@ -60,6 +60,12 @@ class InferenceSettings(MeshSettings):
     latency_slo_ms: float = 25.0
     """Dynamic batching: queue + compute target the adaptive delay tracks."""
 
+    inline_cpu_batches: bool = True
+    """Run CPU batches on the event loop's thread. The CPU path's kernels are small PyTorch ops
+    that hold the GIL between them: in a worker thread each batch then waits for the loop's
+    thread to let go of the GIL (up to the 5 ms switch interval), which costs far more than it
+    overlaps. GPU batches always run in a worker thread."""
+
 
 def build_manager(settings: InferenceSettings) -> ModelManager:
     device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -73,6 +79,7 @@ def build_manager(settings: InferenceSettings) -> ModelManager:
             max_queue_delay_s=settings.max_queue_delay_ms / 1000,
             max_queue_rows=settings.max_queue_rows,
             slo_s=settings.latency_slo_ms / 1000,
+            inline=settings.inline_cpu_batches and device == "cpu",
         ),
         default_policy=VersionPolicy(latest=settings.versions_latest),
         policies={name: VersionPolicy(specific=tuple(str(v) for v in versions)) for name, versions in settings.versions_specific.items()},

@@ -4,9 +4,11 @@ Policy (documented in the README):
 - Greedy when idle: a request that finds the executor idle and nothing else coming is run at
   once, so at low load nobody waits for a batch to fill (the originals' flaw: 100 ms for a lone
   request). While a batch runs, new requests queue and form the next batch.
-- Waiting for more rows only pays when more are expected soon: the batcher keeps an EWMA of
-  the gap between arrivals and waits (up to the current delay) only while the next arrival is
-  expected within that delay and the batch is below `max_batch_rows`.
+- Waiting for more rows only pays when more are expected soon. The batcher keeps two EWMAs: the
+  gap between arrivals, and the share of arrivals that came while other requests were still in
+  flight (independent traffic, as opposed to one closed-loop caller whose next request only
+  comes after this answer). It waits (up to the current delay, while below `max_batch_rows`)
+  only when most arrivals overlap and the next is expected within the delay.
 - The delay adapts to a latency SLO by AIMD (Clipper): after each batch, if the slowest request
   of the batch (queue + compute) stayed under `slo_s`, the delay grows by `delay_step_s` up to
   `max_queue_delay_s`; when it went over, the delay shrinks by 10%.
@@ -47,6 +49,8 @@ class BatchingPolicy:
     """Latency target (queue + compute) that the adaptive delay tracks."""
     delay_step_s: float = 0.0005
     """Additive increase of the delay after a batch within the SLO."""
+    inline: bool = False
+    """Run batches on the event loop's thread instead of a worker thread."""
 
 
 @dataclass
@@ -74,6 +78,7 @@ class DynamicBatcher:
         self._queued_rows = 0
         self._wakeup = asyncio.Event()
         self._gap_ewma_s = float("inf")
+        self._overlap_ewma = 0.0
         self._last_arrival: float | None = None
         self._closed = False
         self.in_flight = 0  # requests submitted and not yet answered
@@ -98,6 +103,7 @@ class DynamicBatcher:
             gap = now - self._last_arrival
             self._gap_ewma_s = gap if self._gap_ewma_s == float("inf") else 0.8 * self._gap_ewma_s + 0.2 * gap
         self._last_arrival = now
+        self._overlap_ewma = 0.8 * self._overlap_ewma + 0.2 * (1.0 if self.in_flight > 0 else 0.0)
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(x, deadline, now, future))
         self._queued_rows += rows
@@ -142,7 +148,7 @@ class DynamicBatcher:
         first = self._queue[0].enqueued
         while self._queued_rows < self.policy.max_batch_rows:
             left = first + self.delay_s - time.monotonic()
-            if left <= 0 or self._gap_ewma_s > left:
+            if left <= 0 or self._overlap_ewma < 0.5 or self._gap_ewma_s > left:
                 return
             self._wakeup.clear()
             try:
@@ -168,7 +174,7 @@ class DynamicBatcher:
         started = time.monotonic()
         try:
             merged = batch[0].x if len(batch) == 1 else torch.cat([p.x for p in batch])
-            outputs = await asyncio.to_thread(self.run, merged)
+            outputs = self.run(merged) if self.policy.inline else await asyncio.to_thread(self.run, merged)
         except Exception as error:
             if len(batch) == 1:
                 self._fail(batch[0], error)

@@ -169,7 +169,7 @@ def fit_combination(ensemble: EnsembleSpec, logits: torch.Tensor, labels: torch.
         v = torch.full((m,), 1.0 / m, requires_grad=True)
         c = torch.zeros((), requires_grad=True)
         _fit([v, c], lambda: nn.functional.binary_cross_entropy_with_logits(logits @ v + c, labels) + 1e-4 * (v**2).sum())
-        return {"stacking_weights": [round(float(x), 6) for x in v.detach()], "stacking_bias": round(float(c), 6)}
+        return {"stacking_weights": [round(float(x), 6) for x in v.detach()], "stacking_bias": round(float(c.detach()), 6)}
     return {"weights": list(ensemble.weights)} if ensemble.weights else {}
 
 

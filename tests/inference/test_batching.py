@@ -181,3 +181,23 @@ def test_a_request_bigger_than_a_batch_runs_in_slices():
 
     out = run(scenario())
     assert model.batches == [4, 4, 2] and out["score"].tolist() == [4.0 * i for i in range(10)]
+
+
+def test_a_closed_loop_caller_is_never_held():
+    # One caller sending its next request only after each answer: nobody can join its batch,
+    # so however long the allowed delay, no request waits for one.
+    model = Model()
+
+    async def scenario():
+        batcher = DynamicBatcher(model, BatchingPolicy(max_queue_delay_s=1.0, delay_step_s=0.5))
+        queued = []
+        started = time.monotonic()
+        for _ in range(10):
+            _, timing = await batcher.submit(torch.ones(2, 2))
+            queued.append(timing.queue_s)
+        elapsed = time.monotonic() - started
+        await batcher.drain()
+        return queued, elapsed
+
+    queued, elapsed = run(scenario())
+    assert max(queued) < 0.5 and elapsed < 2.0 and model.batches == [2] * 10

@@ -204,3 +204,17 @@ def test_prometheus_metrics_per_model_and_version(server, stub, features):
     assert 'scoremesh_inference_requests_total{model="ctr_ensemble",status="INVALID_ARGUMENT",version="1"}' in text
     assert 'scoremesh_inference_batch_rows_bucket{le="8.0",model="ctr_ensemble",version="1"}' in text
     assert "scoremesh_inference_queue_seconds_count" in text and "scoremesh_inference_compute_seconds_sum" in text
+
+
+def test_bench_command_reports_throughput_and_latency(server, tmp_path):
+    from tests.e2e.mesh_process import scoremesh
+
+    result = scoremesh("bench", "--address", server.address, "--seconds", "0.5", "--concurrency", "1,4", "--out", str(tmp_path),
+                       state_dir=server.state_dir, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "| concurrency | requests | errors | rows/s |" in result.stdout
+    levels = json.loads((tmp_path / "inference-bench.json").read_text())
+    assert [lv["concurrency"] for lv in levels] == [1, 4]
+    for level in levels:
+        assert level["requests"] > 0 and level["errors"] == 0 and level["rows_per_s"] == pytest.approx(32 * level["requests_per_s"])
+        assert 0 < level["p50_ms"] <= level["p95_ms"] <= level["p99_ms"]

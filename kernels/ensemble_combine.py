@@ -56,6 +56,18 @@ def combine_rows(p, logits, valid, weights, stacking, n_members, weight_sum, sta
 
 
 @triton.jit
+def combine_and_store(p, logits, rows, row_ok, cols, col_ok, weights_ptr, stacking_ptr, score_ptr, conf_ptr,
+                      n_members, weight_sum, stacking_bias, vote_threshold, METHOD: tl.constexpr):
+    """The epilogue both kernels share: combine a tile of rows and store score and confidence."""
+    weights = tl.load(weights_ptr + cols, mask=col_ok, other=0.0)
+    stacking = tl.load(stacking_ptr + cols, mask=col_ok, other=0.0)
+    score, confidence = combine_rows(p, logits, col_ok[None, :], weights[None, :], stacking[None, :],
+                                     n_members, weight_sum, stacking_bias, vote_threshold, METHOD)
+    tl.store(score_ptr + rows, score, mask=row_ok)
+    tl.store(conf_ptr + rows, confidence, mask=row_ok)
+
+
+@triton.jit
 def _combine_kernel(p_ptr, weights_ptr, stacking_ptr, score_ptr, conf_ptr,
                     B, M, stride_pb, stride_pm, n_members, weight_sum, stacking_bias, vote_threshold,
                     METHOD: tl.constexpr, BLOCK_B: tl.constexpr, M_PAD: tl.constexpr):
@@ -68,12 +80,8 @@ def _combine_kernel(p_ptr, weights_ptr, stacking_ptr, score_ptr, conf_ptr,
     p = tl.load(p_ptr + rows[:, None] * stride_pb + cols[None, :] * stride_pm, mask=mask, other=0.5).to(tl.float32)
     clamped = tl.minimum(tl.maximum(p, 1e-7), 1.0 - 1e-7)
     logits = tl.log(clamped) - tl.log(1.0 - clamped)
-    weights = tl.load(weights_ptr + cols, mask=col_ok, other=0.0)
-    stacking = tl.load(stacking_ptr + cols, mask=col_ok, other=0.0)
-    score, confidence = combine_rows(p, logits, col_ok[None, :], weights[None, :], stacking[None, :],
-                                     n_members, weight_sum, stacking_bias, vote_threshold, METHOD)
-    tl.store(score_ptr + rows, score, mask=row_ok)
-    tl.store(conf_ptr + rows, confidence, mask=row_ok)
+    combine_and_store(p, logits, rows, row_ok, cols, col_ok, weights_ptr, stacking_ptr, score_ptr, conf_ptr,
+                      n_members, weight_sum, stacking_bias, vote_threshold, METHOD)
 
 
 def combine_parameters(packed: PackedEnsemble, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, float]:

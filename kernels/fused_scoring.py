@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 from kernels._triton import interpreting, next_power_of_2
-from kernels.ensemble_combine import METHOD_IDS, combine_parameters, combine_rows
+from kernels.ensemble_combine import METHOD_IDS, combine_and_store, combine_parameters
 from kernels.packing import PackedEnsemble
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -103,12 +103,8 @@ def _fused_ensemble_kernel(
     p = tl.sigmoid(logits)
     tl.store(member_ptr + rows[:, None] * M + cols[None, :], p, mask=row_ok[:, None] & col_ok[None, :])
 
-    weights = tl.load(weights_ptr + cols, mask=col_ok, other=0.0)
-    stacking = tl.load(stacking_ptr + cols, mask=col_ok, other=0.0)
-    score, confidence = combine_rows(p, logits, col_ok[None, :], weights[None, :], stacking[None, :],
-                                     n_members, weight_sum, stacking_bias, vote_threshold, METHOD)
-    tl.store(score_ptr + rows, score, mask=row_ok)
-    tl.store(conf_ptr + rows, confidence, mask=row_ok)
+    combine_and_store(p, logits, rows, row_ok, cols, col_ok, weights_ptr, stacking_ptr, score_ptr, conf_ptr,
+                      n_members, weight_sum, stacking_bias, vote_threshold, METHOD)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def stop_process(process: subprocess.Popen, sig: int, grace: float) -> None:
+    """Ask politely with `sig`; SIGKILL the process group if it does not exit in time."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def scoremesh(*args: str, state_dir: Path, timeout: float = 30.0, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mesh.cli", *args, "--state-dir", str(state_dir)],
@@ -62,13 +73,7 @@ class MeshProcess:
         """Ctrl-C (SIGINT) like a person would; SIGKILL the whole group if it hangs."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process, signal.SIGINT, grace)
         self._log.close()
         self._kill_leftovers()
         return self.process.returncode
@@ -124,13 +129,7 @@ class ServiceProcess:
     def stop(self, grace: float = 15.0) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process, signal.SIGTERM, grace)
         self._log.close()
 
     def log(self) -> str:

@@ -128,9 +128,6 @@ class ServiceRuntime:
         await self._stopping.wait()
         await self.stop()
 
-    def request_stop(self) -> None:
-        self._stopping.set()
-
     async def stop(self) -> None:
         log.info("stopping: NOT_SERVING, deregistering, draining (grace %.1fs)", self.settings.shutdown_grace_s)
         await self.health.enter_graceful_shutdown()

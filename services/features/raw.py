@@ -108,10 +108,6 @@ class RawBatch:
     def take(self, index: np.ndarray) -> "RawBatch":
         return RawBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
-    @classmethod
-    def concatenate(cls, batches: Sequence["RawBatch"]) -> "RawBatch":
-        return cls(**{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(cls)})
-
 
 def validate_context(context: Context) -> None:
     """Checks every consumer of a request needs; the schema adds its declared ranges."""

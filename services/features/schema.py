@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,6 @@ class Feature:
     period: float = 0.0
     mean: float | None = None
     std: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- spec & serialization
     @classmethod

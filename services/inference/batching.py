@@ -213,10 +213,6 @@ class DynamicBatcher:
             self.delay_s = min(self.policy.max_queue_delay_s, self.delay_s + self.policy.delay_step_s)
 
     # ------------------------------------------------------------------ lifecycle
-    @property
-    def queued_rows(self) -> int:
-        return self._queued_rows
-
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Refuse new requests, let every queued and running one finish, stop the worker."""
         self._closed = True

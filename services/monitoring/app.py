@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 from mesh.config import MeshSettings
 from mesh.server import ServiceRuntime, service_main

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from mesh.discovery import Instance, InstanceState
 from services.recovery.audit import AuditEntry, AuditLog

@@ -31,6 +31,8 @@ from mesh.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
 
+LIVENESS = "liveness"
+
 
 class ServiceRuntime:
     def __init__(self, settings: MeshSettings, service: str, instance_id: str) -> None:
@@ -74,6 +76,9 @@ class ServiceRuntime:
         reflection.enable_server_reflection(names, self.server)
         for name in ["", *self._service_names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        # Liveness (the process is up and answering) is its own health entry, SERVING from the
+        # start: a liveness probe must not restart an instance that is merely not ready yet.
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
 
         port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         await self.server.start()

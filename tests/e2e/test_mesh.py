@@ -104,6 +104,16 @@ def test_routes_pick_the_ensemble_by_data_type(mesh, data_type, model):
     assert [m.member for m in response.candidates[0].member_scores] == expected["members"]
 
 
+def test_health_has_readiness_and_liveness(mesh):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    for service in EXPECTED_SERVICES:
+        stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(mesh.address(service)))
+        for name in ("", "liveness", *EXPECTED_SERVICES[service]):
+            response = stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            assert response.status == health_pb2.HealthCheckResponse.SERVING, (service, name)
+
+
 def test_explain_route(mesh):
     _, context = context_to_proto(sample_request(1, "conversion")[0])
     response = router_stub(mesh).ExplainRoute(router_pb2.ExplainRouteRequest(data_type=common_pb2.DATA_TYPE_CONVERSION, context=context), timeout=5)

@@ -54,6 +54,22 @@ async def _drain(buffer):
     return await buffer.next_batch(max_wait_s=0.01)
 
 
+def test_a_degraded_feature_store_is_reported_in_the_response():
+    from services.router.converters import score_response
+
+    calls = []
+    scorer, _ = pipeline(calls)
+    original = scorer.extract
+
+    async def degraded(*args):
+        features = await original(*args)
+        return Features(features.matrix, features.schema_name, features.schema_version, degraded=True)
+
+    scorer.extract = degraded
+    result = run(scorer.score("r1", CONTEXT, CANDIDATES, timeout=1.0))
+    assert result.features_degraded and score_response(result, "ab" * 16).features_degraded
+
+
 def test_a_model_trained_on_an_older_schema_gets_features_in_that_schema():
     calls = []
     scorer, _ = pipeline(calls, trained_on="ads/5")

@@ -127,7 +127,7 @@ class GrpcMetrics(grpc.aio.ServerInterceptor):
         def wrap(behaviour: Behaviour, kind: str) -> Behaviour:
             labels = (kind, service, method)
 
-            def finish(context: grpc.aio.ServicerContext, started: float, code: str) -> None:
+            def finish(started: float, code: str) -> None:
                 RPC_SECONDS.labels(*labels).observe(time.perf_counter() - started)
                 RPC_HANDLED.labels(*labels, code).inc()
 
@@ -150,7 +150,7 @@ class GrpcMetrics(grpc.aio.ServerInterceptor):
                         code = code_of(context, "UNKNOWN")
                         raise
                     finally:
-                        finish(context, started, code_of(context, code))
+                        finish(started, code_of(context, code))
 
                 return stream
 
@@ -164,7 +164,7 @@ class GrpcMetrics(grpc.aio.ServerInterceptor):
                     code = code_of(context, "UNKNOWN")
                     raise
                 finally:
-                    finish(context, started, code_of(context, code))
+                    finish(started, code_of(context, code))
 
             return unary
 

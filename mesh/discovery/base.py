@@ -30,6 +30,8 @@ class InstanceState:
     healthy: bool
     """Passing: alive and reporting SERVING."""
     reason: str = ""
+    process_gone: bool = False
+    """The backend knows the process no longer exists (not merely failing its checks)."""
 
 
 class Registry(abc.ABC):

@@ -102,7 +102,7 @@ class LocalRegistry(Registry):
             meta=entry.get("meta", {}),
         )
         if not pid_alive(instance.pid):
-            return InstanceState(instance, False, "process is not running")
+            return InstanceState(instance, False, "process is not running", process_gone=True)
         age = time.time() - entry.get("heartbeat", 0)
         if age > self.stale_after_s:
             return InstanceState(instance, False, f"no heartbeat for {age:.1f}s")

@@ -51,7 +51,7 @@ async def serve(instance_id: str) -> None:
     runtime.on_stop(supervisor.close)
 
     async def probe(state: InstanceState) -> tuple[bool, str]:
-        if not state.healthy and state.reason == "process is not running":
+        if state.process_gone:
             return False, state.reason
         status = await prober.check(state.instance.address, settings.probe_timeout_s)
         if status == "SERVING":

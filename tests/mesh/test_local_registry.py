@@ -57,7 +57,7 @@ def test_sigkilled_instance_drops_out_within_5_seconds(tmp_path):
             assert time.monotonic() - killed_at < 5.0
             time.sleep(0.05)
         (state,) = registry.list_all()
-        assert state.reason == "process is not running"
+        assert state.reason == "process is not running" and state.process_gone
     finally:
         child.kill()
         child.wait()

@@ -140,3 +140,52 @@ def pack(members: list[MemberWeights], input_dim: int, combine: CombineSpec) -> 
         weights=weights,
         stacking_weights=torch.tensor(combine.stacking_weights or [0.0] * m, dtype=torch.float32),
     )
+
+
+# Every intermediate of the float32 arithmetic stays below this for inputs within the bound:
+# eight orders of magnitude under float32's largest value, so rounding and summation order
+# cannot reach it.
+_INTERMEDIATE_LIMIT = 1e30
+
+
+def safe_input_bound(packed: PackedEnsemble) -> float:
+    """The largest |x| (max norm of a feature row) for which no intermediate of this ensemble
+    (hidden units, member logits, calibration, combination) can overflow float32.
+
+    Interval arithmetic stage by stage: a linear map's output is bounded by its largest
+    absolute row sum times the input bound plus its largest absolute bias. Computed once per
+    model at load time; inputs beyond it are refused before compute, so a finite input never
+    turns into NaN in the model's arithmetic.
+    """
+    hidden_gain = packed.w_hidden.double().abs().sum(0)  # per hidden unit: sum_i |W_ij|
+    hidden_bias = packed.b_hidden.double().abs()
+    w_out = packed.w_out.double().abs()
+    members = packed.members
+    logit_gain = torch.zeros(members, dtype=torch.float64)  # per member: |logit| <= gain * B + offset
+    logit_offset = packed.b_out.double().abs().clone()
+    for m in range(members):
+        units = packed.hidden_member == m
+        if bool(units.any()):
+            logit_gain[m] = (w_out[units] * hidden_gain[units]).sum()
+            logit_offset[m] += (w_out[units] * hidden_bias[units]).sum()
+        else:
+            logit_gain[m] = packed.w_linear[:, m].double().abs().sum()
+    cal_a = packed.cal_a.double().abs()
+    calibrated_gain, calibrated_offset = logit_gain * cal_a, logit_offset * cal_a + packed.cal_b.double().abs()
+    # The combination of logits: stacking sums them with its weights; (weighted) logit averaging
+    # divides by the weights' sum, which amplifies when weights of both signs nearly cancel.
+    combine = 1.0
+    if packed.combine.method == "stacking" and packed.stacking_weights is not None:
+        combine = max(1.0, float(packed.stacking_weights.double().abs().sum()))
+    elif packed.combine.method == "logit_averaging" and packed.weights is not None:
+        total = abs(float(packed.weights.double().sum()))
+        combine = max(1.0, float(packed.weights.double().abs().sum()) / total) if total > 0 else 1.0
+    stages = [(float(g.max()), float(o.max())) for g, o in ((hidden_gain, hidden_bias), (logit_gain, logit_offset)) if g.numel()]
+    stages.append((float(calibrated_gain.max()) * combine, float(calibrated_offset.max()) * combine))
+    bound = float(torch.finfo(torch.float32).max)
+    for gain, offset in stages:
+        if offset >= _INTERMEDIATE_LIMIT:
+            return 0.0
+        if gain > 0:
+            bound = min(bound, (_INTERMEDIATE_LIMIT - offset) / gain)
+    return bound

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import grpc
 
 from mesh.discovery import Instance, Registry
-from mesh.errors import DeadlineExceeded, UpstreamError
+from domain.errors import DeadlineExceeded, UpstreamError
 from mesh.status_details import error_info
 
 T = TypeVar("T")
@@ -83,13 +83,18 @@ class ServiceClient:
         request: Any,
         timeout: float,
         attempts: int = 2,
+        eligible: Collection[str] | None = None,
     ) -> T:
-        """`method(stub)(request, timeout=...)` on a healthy instance, with one failover."""
+        """`method(stub)(request, timeout=...)` on a healthy instance, with one failover.
+        `eligible` narrows the choice to those addresses (e.g. the replicas serving a model
+        version) while any of them is healthy."""
         deadline = time.monotonic() + timeout
         last: grpc.aio.AioRpcError | None = None
         tried: set[str] = set()
         for _ in range(attempts):
             instances = [i for i in await self.instances() if i.address not in tried]
+            if eligible is not None:
+                instances = [i for i in instances if i.address in eligible] or instances
             if not instances:
                 break
             instance = instances[next(self._counter) % len(instances)]

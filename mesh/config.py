@@ -4,6 +4,11 @@ Precedence, highest first: explicit values (command-line flags), `SCOREMESH_*` e
 variables, the YAML file (`scoremesh.yaml` in the working directory, or the file named by
 `SCOREMESH_CONFIG`), then the defaults below. In the YAML file, shared keys sit at the top level
 and each service's own keys under its name (`router:`, `inference:`, ...).
+
+Unknown keys are errors, never silently dropped: a top-level key must be a shared setting or a
+section name, and a key inside a section must be a setting of that section's class. (Environment
+variables are shared by every process, so a `SCOREMESH_*` variable that one class does not know
+may belong to another and is not an error.)
 """
 
 from __future__ import annotations
@@ -22,6 +27,13 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_FILE = "scoremesh.yaml"
+# The per-process sections of the YAML file: the five services of the design card and the local
+# supervisor. Names only: mesh imports no service.
+SECTIONS = ("router", "features", "inference", "monitoring", "recovery", "supervisor")
+
+
+class ConfigError(ValueError):
+    """The configuration file is malformed or names a key no setting has."""
 
 
 def config_file() -> Path:
@@ -41,10 +53,19 @@ class _YamlSource(PydanticBaseSettingsSource):
                 raise ValueError(f"{path}: the top level must be a mapping")
             document = loaded
         section = getattr(settings_cls, "yaml_section", None)
-        fields = settings_cls.model_fields
-        self._values = {k: v for k, v in document.items() if k in fields}
-        if section and isinstance(document.get(section), dict):
-            self._values.update({k: v for k, v in document[section].items() if k in fields})
+        shared = MeshSettings.model_fields
+        for key, value in document.items():
+            if key in SECTIONS:
+                if value is not None and not isinstance(value, dict):
+                    raise ConfigError(f"{path}: section '{key}' must be a mapping")
+            elif key not in shared:
+                raise ConfigError(f"{path}: unknown key '{key}' (shared settings: {', '.join(sorted(shared))}; sections: {', '.join(SECTIONS)})")
+        self._values = {k: v for k, v in document.items() if k in shared}
+        own = document.get(section) or {} if section else {}
+        unknown = sorted(set(own) - set(settings_cls.model_fields))
+        if unknown:
+            raise ConfigError(f"{path}: unknown key '{section}.{unknown[0]}' (settings of '{section}': {', '.join(sorted(settings_cls.model_fields))})")
+        self._values.update(own)
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self._values.get(field_name), field_name, False
@@ -57,9 +78,14 @@ class MeshSettings(BaseSettings):
     """What every process of the mesh needs to know."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SCOREMESH_", use_attribute_docstrings=True, extra="ignore"
+        env_prefix="SCOREMESH_", use_attribute_docstrings=True, extra="forbid"
     )
     yaml_section: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.yaml_section is not None and cls.yaml_section not in SECTIONS:
+            raise TypeError(f"{cls.__name__}.yaml_section must be one of {SECTIONS} (got {cls.yaml_section!r})")
 
     state_dir: Path = Path(".scoremesh")
     """Local state: registry, model repository, logs, audit log. `status` and `score` find the
@@ -103,6 +129,9 @@ class MeshSettings(BaseSettings):
 
     max_message_bytes: int = 4 * 1024 * 1024
     """Largest gRPC message a server accepts; bigger ones get RESOURCE_EXHAUSTED."""
+
+    readiness_interval_s: float = 1.0
+    """How often a service re-checks whether it can do its job (its health follows)."""
 
     @classmethod
     def settings_customise_sources(

@@ -9,11 +9,15 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 DETAILS_KEY = "grpc-status-details-bin"
 DOMAIN = "scoremesh"
+# ErrorInfo metadata values are for machines (a version, a schema name): kept short, so the
+# trailer stays far below what clients accept.
+MAX_INFO_VALUE = 128
 
 
 def error_info_trailer(code: grpc.StatusCode, message: str, reason: str, info: dict[str, str]) -> tuple[tuple[str, bytes], ...]:
     detail = any_pb2.Any()
-    detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=info))
+    metadata = {str(k)[:MAX_INFO_VALUE]: str(v)[:MAX_INFO_VALUE] for k, v in info.items()}
+    detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata))
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
     return ((DETAILS_KEY, status.SerializeToString()),)
 

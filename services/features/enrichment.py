@@ -1,7 +1,6 @@
-"""Merge the online store's user and ad features into a raw batch.
+"""Merge the online store's user and ad features into a raw batch under a time budget.
 
-`merge_lookups` is the pure merge, shared by serving and training (so both see the same values
-the same way). `Enricher` fetches from the store under a time budget: a slow or failed store
+`Enricher` fetches from the store under a time budget: a slow or failed store
 never fails the request; its fields stay missing (the schema's defaults apply) and the result
 says it was degraded.
 """
@@ -13,29 +12,15 @@ import logging
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from prometheus_client import Counter
 
-from services.features.raw import AD_LOOKUPS, USER_LOOKUPS, RawBatch
-from services.features.store.base import Entity, OnlineStore
+from domain.features.raw import RawBatch, merge_lookups
+from domain.features.store.base import OnlineStore
 
 log = logging.getLogger(__name__)
 
 LOOKUPS = Counter("scoremesh_feature_store_lookups_total", "Online store lookups by kind and outcome.", ["kind", "outcome"])
 DEGRADED = Counter("scoremesh_feature_store_degraded_total", "Requests answered with store defaults, by reason.", ["reason"])
-
-
-def _column(keys: np.ndarray, table: dict[str, Entity], field: str) -> np.ndarray:
-    distinct, inverse = np.unique(keys.astype(str), return_inverse=True)
-    values = np.array([table.get(k, {}).get(field, np.nan) for k in distinct], dtype=np.float64)
-    return values[inverse]
-
-
-def merge_lookups(batch: RawBatch, ads: dict[str, Entity], users: dict[str, Entity]) -> RawBatch:
-    """Fill the lookup columns; ids absent from the tables stay missing (NaN)."""
-    columns = {f: _column(batch.ad_id, ads, f) for f in AD_LOOKUPS}
-    columns.update({f: _column(batch.user_id, users, f) for f in USER_LOOKUPS})
-    return batch.with_columns(**columns)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mesh.errors import FailedPrecondition, NotFound
+from domain.errors import FailedPrecondition, NotFound, quote
 from services.features.enrichment import Enricher, LookupStatus
-from services.features.raw import CandidateColumns, Context, RawBatch, validate
-from services.features.schema import FeatureSchema, SchemaError
-from services.features.schema_store import SchemaStore
+from domain.features.raw import RawBatch
+from domain.request import CandidateColumns, Context, validate
+from domain.features.schema import FeatureSchema, SchemaError
+from domain.features.schema_store import SchemaStore
 
 
 class SchemaVersions:
@@ -42,7 +43,7 @@ class SchemaVersions:
             if version not in versions:
                 self._listed_at = -float("inf")  # maybe written a moment ago
                 if version not in self.versions():
-                    raise NotFound(f"schema_version: feature schema {self.name} has no version {version!r} (versions: {', '.join(versions)})")
+                    raise NotFound(f"schema_version: feature schema {self.name} has no version {quote(version)} (versions: {', '.join(versions)})")
             try:
                 self._loaded[version] = self.store.load(self.name, version)
             except SchemaError as error:

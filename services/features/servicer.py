@@ -18,12 +18,8 @@ class FeatureServicer(features_pb2_grpc.FeatureServiceServicer):
 
     async def Extract(self, request, context):
         budget = remaining_timeout(context, 10.0) * STORE_BUDGET_SHARE
-        result = await self.extractor.extract(
-            converters.context_from_proto(request.data_type, request.context),
-            converters.candidates_from_proto(request.candidates),
-            request.schema_version,
-            budget,
-        )
+        request_context, candidates = converters.extract_request_from_proto(request)
+        result = await self.extractor.extract(request_context, candidates, request.schema_version, budget)
         return converters.matrix_to_proto(
             result.schema.name, result.schema.version, result.matrix, result.lookups.degraded, result.lookups.reason,
             typed=request.typed_values,

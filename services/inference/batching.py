@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mesh.errors import DeadlineExceeded, MeshError, ResourceExhausted, Unavailable
+from domain.errors import DeadlineExceeded, MeshError, ResourceExhausted, Unavailable
 
 log = logging.getLogger(__name__)
 

@@ -12,21 +12,24 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from domain.errors import FailedPrecondition, NotFound, Unavailable, quote
+from domain.features.schema import SchemaError
+from domain.features.schema_store import SchemaStore
+from domain.inference_protocol import SCHEMA_MISMATCH
+from domain.models.repository import LoadedModel, ModelLoadError, load_model, scan
 from kernels.dispatch import score_ensemble
-from mesh.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from services.features.schema import SchemaError
-from services.features.schema_store import SchemaStore
+from kernels.packing import safe_input_bound
 from services.inference.batching import BatchingPolicy, DynamicBatcher, Outputs, Timing
-from services.inference.protocol import INPUT_NAME, SCHEMA_MISMATCH
-from services.inference.repository import LoadedModel, ModelLoadError, load_model, scan
 from services.inference.statistics import VersionStatistics
 
 log = logging.getLogger(__name__)
 
 READY, UNAVAILABLE, LOADING, UNLOADING = "READY", "UNAVAILABLE", "LOADING", "UNLOADING"
+# A model whose weights let inputs this small overflow float32 is refused at load: ordinary
+# (standardized) features would already turn into NaN.
+MIN_INPUT_BOUND = 1e3
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,16 @@ class ServedVersion:
     stats: VersionStatistics
     device: str
     compute_dtype: torch.dtype
+    input_bound: float
+    """Largest |feature| this version computes without overflow (kernels.packing.safe_input_bound)."""
 
     @property
     def version(self) -> str:
         return self.model.version
+
+    @property
+    def feature_schema(self) -> str:
+        return "/".join(self.model.schema)
 
     async def infer(self, x: torch.Tensor, deadline: float | None) -> tuple[Outputs, Timing]:
         return await self.batcher.submit(x.to(self.compute_dtype), deadline)
@@ -106,6 +115,9 @@ class ModelManager:
         if model.name != path.parent.name or model.version != path.name:
             raise ModelLoadError(f"{path / 'config.yaml'}: name/version say {model.name} v{model.version}, the folder says {path.parent.name} v{path.name}")
         self._validate_schema(model)
+        bound = safe_input_bound(model.packed)
+        if bound < MIN_INPUT_BOUND:
+            raise ModelLoadError(f"{model.name} v{model.version}: weights so large that inputs beyond {bound:.3g} overflow float32")
         packed = model.packed.to(self.device)
         self._run(packed)(torch.zeros(4, packed.input_dim, dtype=self.compute_dtype))  # warm-up (compiles the kernel on a GPU)
         return LoadedModel(model.name, model.version, model.config, packed)
@@ -114,7 +126,8 @@ class ModelManager:
         stats = VersionStatistics(model.name, model.version)
         batcher = DynamicBatcher(self._run(model.packed), self.batching, name=f"{model.name} v{model.version}")
         batcher.on_batch = stats.record_batch
-        return ServedVersion(model, batcher, stats, self.device, self.compute_dtype)
+        bound = min(safe_input_bound(model.packed), float(torch.finfo(self.compute_dtype).max))
+        return ServedVersion(model, batcher, stats, self.device, self.compute_dtype, bound)
 
     async def sync(self, only: str | None = None) -> list[str]:
         """Bring what is served in line with the repository and the version policies; returns
@@ -140,7 +153,7 @@ class ModelManager:
                         self.states[(name, version)] = VersionState(LOADING)
                         try:
                             current[version] = self._serve(await asyncio.to_thread(self._load_version, paths[version]))
-                        except (ModelLoadError, OSError, ValueError, RuntimeError) as error:
+                        except Exception as error:  # any failed load is recorded; serving versions stay
                             self.states[(name, version)] = VersionState(UNAVAILABLE, str(error))
                             problems.append(str(error))
                             log.error("load of %s v%s failed: %s", name, version, error)
@@ -165,19 +178,19 @@ class ModelManager:
     async def load(self, name: str) -> None:
         """RepositoryModelLoad: (re)load a model's versions now; a retry of failed versions."""
         if name not in await asyncio.to_thread(scan, self.repository):
-            raise NotFound(f"model_name: no model {name!r} in the repository")
+            raise NotFound(f"model_name: no model {quote(name)} in the repository")
         self.unloaded.discard(name)
         for key in [k for k in self.states if k[0] == name and self.states[k].state == UNAVAILABLE]:
             del self.states[key]
         problems = await self.sync(only=name)
         if name not in self.served:
-            raise FailedPrecondition(f"model {name!r} could not be loaded: {'; '.join(problems)}")
+            raise FailedPrecondition(f"model {quote(name)} could not be loaded: {'; '.join(problems)}")
 
     async def unload(self, name: str) -> None:
         """RepositoryModelUnload: stop serving every version of a model, after draining."""
         async with self._lock:
             if name not in self.served:
-                raise NotFound(f"model_name: model {name!r} is not loaded")
+                raise NotFound(f"model_name: model {quote(name)} is not loaded")
             for version in list(self.served[name]):
                 await self._unload(name, version)
             self.served.pop(name, None)
@@ -207,15 +220,15 @@ class ModelManager:
         if not versions:
             state = [f"v{v}: {s.reason}" for (n, v), s in self.states.items() if n == name and s.reason]
             if state:
-                raise Unavailable(f"model {name!r} has no ready version ({'; '.join(state)})")
-            raise NotFound(f"model {name!r} is not served here (served: {', '.join(sorted(self.served)) or 'none'})")
+                raise Unavailable(f"model {quote(name)} has no ready version ({'; '.join(state)})")
+            raise NotFound(f"model {quote(name)} is not served here (served: {', '.join(sorted(self.served)) or 'none'})")
         if not version:
             return versions[max(versions, key=int)]
         if version not in versions:
             state = self.states.get((name, version))
             if state is not None and state.state != READY:
-                raise Unavailable(f"model {name!r} version {version!r} is {state.state}{': ' + state.reason if state.reason else ''}")
-            raise NotFound(f"model {name!r} has no ready version {version!r} (ready: {', '.join(sorted(versions, key=int))})")
+                raise Unavailable(f"model {quote(name)} version {quote(version)} is {state.state}{': ' + state.reason if state.reason else ''}")
+            raise NotFound(f"model {quote(name)} has no ready version {quote(version)} (ready: {', '.join(sorted(versions, key=int))})")
         return versions[version]
 
     def index(self) -> list[tuple[str, str, str, str]]:
@@ -230,26 +243,10 @@ class ModelManager:
 
     @staticmethod
     def check_schema(served: ServedVersion, declared: str) -> None:
-        expected = "/".join(served.model.schema)
+        expected = served.feature_schema
         if declared and declared != expected:
             raise FailedPrecondition(
-                f"model {served.model.name} v{served.version} was trained on feature schema {expected}; the features are {declared}",
+                f"model {served.model.name} v{served.version} was trained on feature schema {expected}; the features are {quote(declared)}",
                 reason=SCHEMA_MISMATCH,
-                info={"expected": expected, "got": declared},
+                info={"expected": expected, "got": declared[:64]},
             )
-
-
-def check_features(served: ServedVersion, x: torch.Tensor) -> None:
-    """Per-request checks, before queueing: a malformed request fails alone."""
-    d = served.model.packed.input_dim
-    if x.dim() != 2 or x.shape[1] != d:
-        raise InvalidArgument(f"input '{INPUT_NAME}': shape must be [-1, {d}] (got {list(x.shape)})")
-    if not bool(torch.isfinite(x).all()):
-        raise InvalidArgument(f"input '{INPUT_NAME}': holds NaN or infinity")
-
-
-def to_tensor(array: np.ndarray, datatype: str) -> torch.Tensor:
-    """A decoded input as a tensor: BF16 arrives as uint16 bit patterns (NumPy has no bf16)."""
-    if datatype == "BF16":
-        return torch.from_numpy(np.array(array, dtype=np.uint16)).view(torch.bfloat16)
-    return torch.from_numpy(np.array(array))  # a private, writable copy of the request buffer

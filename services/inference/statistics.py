@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Histogram
 
-from mesh.interceptors import LATENCY_BUCKETS
+from mesh.metrics import LATENCY_BUCKETS
 
 REQUESTS = Counter("scoremesh_inference_requests_total", "ModelInfer requests by outcome.", ["model", "version", "status"])
 QUEUE_SECONDS = Histogram("scoremesh_inference_queue_seconds", "Time a request waited for its batch.", ["model", "version"], buckets=LATENCY_BUCKETS)
 COMPUTE_SECONDS = Histogram("scoremesh_inference_compute_seconds", "Kernel time of one batch.", ["model", "version"], buckets=LATENCY_BUCKETS)
+NON_FINITE = Counter(
+    "scoremesh_inference_nonfinite_outputs_total", "Requests whose model outputs were not finite (withheld, answered with an error).",
+    ["model", "version"],
+)
 BATCH_ROWS = Histogram(
     "scoremesh_inference_batch_rows", "Rows per executed batch.", ["model", "version"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
@@ -43,6 +47,7 @@ class VersionStatistics:
     inference_count: int = 0  # rows
     execution_count: int = 0  # batches
     last_inference_ms: int = 0
+    non_finite: int = 0  # requests whose outputs were not finite
     batches: dict[int, Duration] = field(default_factory=lambda: defaultdict(Duration))  # batch rows -> compute
 
     def record_batch(self, rows: int, compute_s: float) -> None:
@@ -61,6 +66,10 @@ class VersionStatistics:
         self.last_inference_ms = int(time.time() * 1000)
         REQUESTS.labels(self.name, self.version, "OK").inc()
         QUEUE_SECONDS.labels(self.name, self.version).observe(queue_s)
+
+    def record_non_finite(self) -> None:
+        self.non_finite += 1
+        NON_FINITE.labels(self.name, self.version).inc()
 
     def record_failure(self, total_s: float, status: str) -> None:
         self.fail.add(total_s)

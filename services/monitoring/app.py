@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-
-from mesh.config import MeshSettings
-from mesh.server import ServiceRuntime, service_main
+from mesh.runtime import Service, ServiceRuntime, service_main
 from scoremesh.v1 import monitoring_pb2_grpc
 from services.monitoring.servicer import MonitoringServicer
+from services.monitoring.settings import MonitoringSettings
 from services.monitoring.store import TelemetryStore
 
-SERVICE_NAME = "scoremesh.v1.Monitoring"
+
+async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
+    servicer = MonitoringServicer(TelemetryStore(settings.store_capacity))
+    runtime.add_servicer(monitoring_pb2_grpc.add_MonitoringServicer_to_server, servicer, "scoremesh.v1.Monitoring")
+    return None  # ready as soon as it listens
 
 
-class MonitoringSettings(MeshSettings):
-    yaml_section = "monitoring"
-
-    store_capacity: int = 100_000
-    """Telemetry records kept in memory for SLO views."""
-
-
-async def serve(instance_id: str) -> None:
-    settings = MonitoringSettings()
-    runtime = ServiceRuntime(settings, "monitoring", instance_id)
-    monitoring_pb2_grpc.add_MonitoringServicer_to_server(
-        MonitoringServicer(TelemetryStore(settings.store_capacity)), runtime.server
-    )
-    runtime.add_services([SERVICE_NAME])
-    await runtime.start()
-    await runtime.set_serving(True)
-    await runtime.run_until_stopped()
+SERVICE = Service("monitoring", MonitoringSettings, setup)
 
 
 def main(argv: list[str] | None = None) -> None:
-    service_main("monitoring", serve, argv)
+    service_main(SERVICE, argv)

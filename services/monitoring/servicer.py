@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-from mesh.errors import InvalidArgument
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
-from services.monitoring.store import Record, TelemetryStore
+from services.monitoring import converters
+from services.monitoring.store import TelemetryStore
 
 RECORDS = Counter("scoremesh_monitoring_records_total", "Telemetry records accepted.", ["model", "status"])
 
@@ -18,23 +18,12 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
     async def Report(self, request_iterator, context):
         accepted = 0
         async for batch in request_iterator:
-            for r in batch.records:
-                self.store.add(Record(r.model_name, r.status or "OK", r.latency_ms, r.timestamp))
-                RECORDS.labels(r.model_name, r.status or "OK").inc()
+            for record in converters.records_from_proto(batch):
+                self.store.add(record)
+                RECORDS.labels(record.model_name, record.status).inc()
                 accepted += 1
         return monitoring_pb2.ReportResponse(accepted=accepted)
 
     async def GetSLO(self, request, context):
-        if request.window_seconds < 0:
-            raise InvalidArgument("window_seconds: must be >= 0")
-        view = self.store.slo(request.window_seconds or 300.0, request.model_name)
-        return monitoring_pb2.GetSLOResponse(
-            requests=view.requests,
-            availability=view.availability,
-            error_rate=view.error_rate,
-            p50_ms=view.p50_ms,
-            p95_ms=view.p95_ms,
-            p99_ms=view.p99_ms,
-            requests_per_second=view.requests_per_second,
-            total_records=self.store.total,
-        )
+        window_s, model_name = converters.slo_request_from_proto(request)
+        return converters.slo_to_proto(self.store.slo(window_s, model_name), self.store.total)

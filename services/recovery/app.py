@@ -6,49 +6,22 @@ import asyncio
 import logging
 import time
 
-from mesh.client import ServiceClient
-from mesh.config import MeshSettings
 from mesh.discovery import Instance, InstanceState
 from mesh.health_probe import HealthProber
-from mesh.server import ServiceRuntime, service_main
+from mesh.runtime import Service, ServiceRuntime, service_main
 from scoremesh.v1 import recovery_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 from services.recovery.audit import AuditLog
 from services.recovery.recoverer import Recoverer
 from services.recovery.servicer import RecoveryServicer
+from services.recovery.settings import RecoverySettings
 
 log = logging.getLogger(__name__)
-SERVICE_NAME = "scoremesh.v1.Recovery"
 
 
-class RecoverySettings(MeshSettings):
-    yaml_section = "recovery"
-
-    probe_interval_s: float = 1.0
-    """How often every instance is health-checked."""
-
-    probe_timeout_s: float = 1.0
-    """Deadline of one health check."""
-
-    startup_grace_s: float = 60.0
-    """An instance younger than this may report NOT_SERVING (warming up) without counting as failed."""
-
-    restart_attempts: int = 3
-    """Restart tries per recovery."""
-
-    restart_backoff_s: float = 5.0
-    """Backoff before retry n is this x 2^(n-1)."""
-
-    recovery_timeout_s: float = 30.0
-    """How long a restarted instance has to pass its health check."""
-
-
-async def serve(instance_id: str) -> None:
-    settings = RecoverySettings()
-    runtime = ServiceRuntime(settings, "recovery", instance_id)
+async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
     prober = HealthProber()
-    supervisor = ServiceClient(runtime.registry, "supervisor", supervisor_pb2_grpc.SupervisorStub)
     runtime.on_stop(prober.close)
-    runtime.on_stop(supervisor.close)
+    supervisor = runtime.client("supervisor", supervisor_pb2_grpc.SupervisorStub)
 
     async def probe(state: InstanceState) -> tuple[bool, str]:
         if state.process_gone:
@@ -80,9 +53,7 @@ async def serve(instance_id: str) -> None:
         backoff_s=settings.restart_backoff_s,
         recovery_timeout_s=settings.recovery_timeout_s,
     )
-    recovery_pb2_grpc.add_RecoveryServicer_to_server(RecoveryServicer(recoverer), runtime.server)
-    runtime.add_services([SERVICE_NAME])
-    await runtime.start()
+    runtime.add_servicer(recovery_pb2_grpc.add_RecoveryServicer_to_server, RecoveryServicer(recoverer), "scoremesh.v1.Recovery")
 
     async def watch() -> None:
         while True:
@@ -93,9 +64,11 @@ async def serve(instance_id: str) -> None:
             await asyncio.sleep(settings.probe_interval_s)
 
     runtime.spawn(watch(), "watch")
-    await runtime.set_serving(True)
-    await runtime.run_until_stopped()
+    return None
+
+
+SERVICE = Service("recovery", RecoverySettings, setup)
 
 
 def main(argv: list[str] | None = None) -> None:
-    service_main("recovery", serve, argv)
+    service_main(SERVICE, argv)

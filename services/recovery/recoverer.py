@@ -15,12 +15,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from domain.errors import FailedPrecondition, NotFound, quote
 from mesh.discovery import Instance, InstanceState
 from services.recovery.audit import AuditEntry, AuditLog
 
 log = logging.getLogger(__name__)
 
 FAILURES_TO_UNHEALTHY = 3
+ACTIONS = ("restart_service",)
 IGNORED_SERVICES = ("supervisor", "recovery")
 
 Probe = Callable[[InstanceState], Awaitable[tuple[bool, str]]]
@@ -84,6 +86,15 @@ class Recoverer:
         for gone in set(self.tracked) - seen:  # deregistered cleanly: no longer watched
             if gone not in self.recovering:
                 del self.tracked[gone]
+
+    async def trigger(self, action: str, instance_id: str, reason: str) -> AuditEntry:
+        """Run an action by hand (Recovery/Trigger); audited like automatic ones."""
+        tracked = self.tracked.get(instance_id)
+        if tracked is None:
+            raise NotFound(f"instance_id: {quote(instance_id)} is not a watched instance")
+        if instance_id in self.recovering:
+            raise FailedPrecondition(f"instance_id: {quote(instance_id)} is already being recovered")
+        return await self.start_recovery(tracked.instance, reason)
 
     def start_recovery(self, instance: Instance, reason: str) -> asyncio.Task:
         task = asyncio.create_task(self._recover(instance, reason), name=f"recover-{instance.instance_id}")

@@ -1,10 +1,32 @@
-"""Router results -> scoremesh.v1 messages. Pure functions."""
+"""scoremesh.v1 Router messages <-> the router's domain types. Pure functions."""
 
 from __future__ import annotations
 
-from scoremesh.v1 import router_pb2
+import uuid
+
+import numpy as np
+
+from domain.request import CandidateColumns, Context
+from mesh.common_messages import candidates_from_proto, candidates_to_proto, context_from_proto, context_to_proto
+from scoremesh.v1 import monitoring_pb2, router_pb2
 from services.router.routing import Route
-from services.router.scoring import ScoreResult
+from services.router.scoring import ScoreRequest, ScoreResult
+
+
+def score_request_from_proto(request: router_pb2.ScoreRequest) -> ScoreRequest:
+    """The request as the domain sees it; it keeps the message, which is relayed downstream."""
+    return ScoreRequest(
+        request_id=request.request_id or uuid.uuid4().hex,
+        context=context_from_proto(request.data_type, request.context),
+        candidates=candidates_from_proto(request.candidates),
+        wire=request,
+    )
+
+
+def score_request_to_proto(request_id: str, context: Context, candidates: CandidateColumns) -> router_pb2.ScoreRequest:
+    """For callers holding domain values (the CLI, tests)."""
+    data_type, proto_context = context_to_proto(context)
+    return router_pb2.ScoreRequest(request_id=request_id, data_type=data_type, context=proto_context, candidates=candidates_to_proto(candidates))
 
 
 def score_response(result: ScoreResult, trace_id: str) -> router_pb2.ScoreResponse:
@@ -30,5 +52,15 @@ def score_response(result: ScoreResult, trace_id: str) -> router_pb2.ScoreRespon
     return response
 
 
+def explain_request_from_proto(request: router_pb2.ExplainRouteRequest) -> Context:
+    return context_from_proto(request.data_type, request.context)
+
+
 def explain_response(route: Route) -> router_pb2.ExplainRouteResponse:
     return router_pb2.ExplainRouteResponse(route=route.name, model_name=route.model, reason=route.reason)
+
+
+def telemetry_to_proto(batch: list[dict]) -> monitoring_pb2.ReportRequest:
+    return monitoring_pb2.ReportRequest(
+        records=[monitoring_pb2.TelemetryRecord(**{**r, "scores": [float(s) for s in np.asarray(r["scores"])]}) for r in batch]
+    )

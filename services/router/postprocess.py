@@ -1,19 +1,21 @@
-"""Business post-processing: score multipliers and the bid (shared/REFERENCE.md)."""
+"""Business post-processing: score multipliers and the bid (shared/REFERENCE.md). Every input
+is optional: a missing hour, device or region applies no multiplier."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from services.features.raw import Context
+from domain.request import Context
 
 
 def score_multiplier(context: Context) -> float:
     """hour 9-17 x1.2, hour 18-22 x1.5, mobile x1.3, region US x1.1."""
     multiplier = 1.0
-    if 9 <= context.hour <= 17:
-        multiplier *= 1.2
-    elif 18 <= context.hour <= 22:
-        multiplier *= 1.5
+    if context.hour is not None:
+        if 9 <= context.hour <= 17:
+            multiplier *= 1.2
+        elif 18 <= context.hour <= 22:
+            multiplier *= 1.5
     if context.device_type == "mobile":
         multiplier *= 1.3
     if context.location == "US":

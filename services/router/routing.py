@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.features.raw import Context
+from domain.request import Context
 
 
 @dataclass(frozen=True)

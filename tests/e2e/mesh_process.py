@@ -26,7 +26,7 @@ def stop_process(process: subprocess.Popen, sig: int, grace: float) -> None:
 
 def scoremesh(*args: str, state_dir: Path, timeout: float = 30.0, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "mesh.cli", *args, "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "cli.main", *args, "--state-dir", str(state_dir)],
         capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=env or os.environ.copy(),
     )
 
@@ -42,7 +42,7 @@ class MeshProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mesh.cli", "up", "--state-dir", str(self.state_dir)],
+            [sys.executable, "-m", "cli.main", "up", "--state-dir", str(self.state_dir)],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=self.env,
             start_new_session=True,
         )

@@ -18,11 +18,11 @@ import pytest
 
 from inference import grpc_service_pb2, grpc_service_pb2_grpc
 from scoremesh.v1 import common_pb2, monitoring_pb2, monitoring_pb2_grpc, recovery_pb2, recovery_pb2_grpc, router_pb2, router_pb2_grpc
-from services.features.converters import candidates_to_proto, context_to_proto
+from mesh.common_messages import candidates_to_proto, context_to_proto
 from scoremesh.v1 import features_pb2, features_pb2_grpc
 from services.features.converters import matrix_from_proto
-from services.features.schema_store import SchemaStore
-from services.features.synthetic import sample_request
+from domain.features.schema_store import SchemaStore
+from training.synthetic import sample_request
 from services.router.postprocess import score_multiplier
 from tests.e2e.expected_scores import ensemble_outputs
 from tests.e2e.mesh_process import scoremesh

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from mesh.client import ServiceClient
 from mesh.discovery import Instance, LocalRegistry
-from mesh.errors import InvalidArgument, UpstreamError
+from domain.errors import InvalidArgument, UpstreamError
 from mesh.interceptors import ErrorMapping, GrpcMetrics
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
 
@@ -126,7 +126,7 @@ class _Context:
 
 def test_downstream_timeout_never_outlives_the_callers_deadline():
     from mesh.client import remaining_timeout
-    from mesh.errors import DeadlineExceeded
+    from domain.errors import DeadlineExceeded
 
     assert remaining_timeout(_Context(None), 2.0) == 2.0  # caller set no deadline
     assert remaining_timeout(_Context(0.3), 2.0) == 0.3

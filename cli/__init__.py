@@ -1,0 +1,1 @@
+"""The `scoremesh` command and the local supervisor behind `scoremesh up`."""

@@ -1,0 +1,242 @@
+"""The `scoremesh` command: up, status, score, train, bench, features load."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+# The supervisor forks children while gRPC threads run; gRPC's fork handlers are not needed
+# (children exec at once) and only log noise. Must be set before grpc is imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+from pydantic import ValidationError
+
+from mesh.config import ConfigError, MeshSettings
+
+
+def _settings(args: argparse.Namespace) -> MeshSettings:
+    overrides = {"state_dir": Path(args.state_dir)} if getattr(args, "state_dir", None) else {}
+    try:
+        settings = MeshSettings(**overrides)
+    except (ConfigError, ValidationError) as error:
+        raise SystemExit(f"scoremesh: invalid configuration: {error}") from None
+    return settings.model_copy(update={"state_dir": settings.state_dir.resolve()})
+
+
+# ---------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.train import DataQualityError, TrainOptions, train
+
+    settings = _settings(args)
+    try:
+        written = train(settings.model_repository, settings.feature_dir, TrainOptions(rows=args.rows, seed=args.seed, force=args.force))
+    except DataQualityError as error:
+        print(f"scoremesh: {error}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"model version written: {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- features
+def cmd_features_load(args: argparse.Namespace) -> int:
+    from services.features.settings import FeatureSettings
+    from domain.features.store import open_store
+    from domain.features.store.loader import LoadError, load_file
+
+    settings = FeatureSettings(**({"state_dir": Path(args.state_dir)} if args.state_dir else {}))
+    backend = args.backend or settings.store_backend
+    if backend == "none":
+        print("scoremesh: the online store is disabled (store_backend: none)", file=sys.stderr)
+        return 1
+    store = open_store(backend, settings.feature_dir / "online.sqlite", args.redis_url or settings.redis_url, timeout_s=5.0)
+    try:
+        counts = load_file(store, Path(args.file))
+    except LoadError as error:
+        print(f"scoremesh: nothing loaded: {error}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"loaded {counts['ad']} ads and {counts['user']} users into the {backend} store")
+    return 0
+
+
+# ---------------------------------------------------------------- up & status
+def cmd_up(args: argparse.Namespace) -> int:
+    from cli.up import up
+
+    return up(_settings(args), args.inference_replicas)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cli.status import collect_status
+
+    settings = _settings(args)
+    status = asyncio.run(collect_status(settings))
+    if args.json:
+        print(json.dumps(status.to_dict(), indent=2))
+    else:
+        if not status.running:
+            print(f"no mesh running with state in {settings.state_dir}")
+        for i in status.instances:
+            print(f"{i.service:<11} {i.id:<13} {i.address or '-':<21} {i.status:<14} {i.metrics}")
+    return 0 if status.healthy else 1
+
+
+# ---------------------------------------------------------------- score
+def cmd_score(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+
+    from mesh.discovery import open_registry
+    from scoremesh.v1 import router_pb2_grpc
+    from services.router.converters import score_request_to_proto
+    from training.synthetic import sample_request
+
+    settings = _settings(args)
+    routers = open_registry(settings).resolve("router")
+    if not routers:
+        print(f"scoremesh: no healthy router (is `scoremesh up` running with state in {settings.state_dir}?)", file=sys.stderr)
+        return 1
+    context, candidates = sample_request(args.candidates, args.data_type, seed=args.seed)
+    request = score_request_to_proto(args.request_id or "", context, candidates)
+    with grpc.insecure_channel(routers[0].address) as channel:
+        try:
+            response = router_pb2_grpc.RouterStub(channel).Score(request, timeout=args.timeout)
+        except grpc.RpcError as error:
+            print(f"scoremesh: Score failed: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
+        return 0
+    print(f"model {response.model.name} v{response.model.version} (route {response.route}), trace {response.trace_id}")
+    for c in response.candidates:
+        members = ", ".join(f"{m.member}={m.score:.4f}" for m in c.member_scores)
+        print(f"  {c.ad_id:<10} score {c.score:.4f}  confidence {c.confidence:.4f}  bid {c.bid:.3f}  [{members}]")
+    return 0
+
+
+# ---------------------------------------------------------------- bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks import inference as bench
+    from inference import grpc_service_pb2 as pb
+
+    settings = _settings(args)
+    server = None
+    address = args.address
+    if not address:
+        from domain.models.repository import scan
+
+        if not scan(settings.model_repository):
+            from training.train import train
+
+            print(f"scoremesh: no models in {settings.model_repository}; training", flush=True)
+            train(settings.model_repository, settings.feature_dir)
+        server = _start_bench_server(settings)
+        address = server[1]
+    try:
+        import grpc
+
+        from inference import grpc_service_pb2_grpc as pb_grpc
+
+        with grpc.insecure_channel(address) as channel:
+            metadata = pb_grpc.GRPCInferenceServiceStub(channel).ModelMetadata(pb.ModelMetadataRequest(name=args.model), timeout=10)
+        dim = int(metadata.inputs[0].shape[1])
+        levels = tuple(int(c) for c in args.concurrency.split(","))
+        print(f"scoremesh bench: {args.model} at {address}, {args.rows} rows per request, {args.seconds:g}s per level", flush=True)
+        results = asyncio.run(bench.run(address, args.model, dim, args.rows, levels, args.seconds))
+        print(bench.report(results, args.rows, Path(args.out)))
+        print(f"results in {args.out}/")
+    finally:
+        if server is not None:
+            server[0].terminate()
+            server[0].wait(15)
+    return 0
+
+
+def _start_bench_server(settings: MeshSettings):
+    """A dedicated inference process (so the numbers are the service's, not a shared mesh's)."""
+    import subprocess
+
+    from mesh.discovery import LocalRegistry
+
+    env = dict(os.environ, SCOREMESH_STATE_DIR=str(settings.state_dir))
+    instance_id = f"inference-bench-{os.getpid()}"
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = open(settings.log_dir / f"{instance_id}.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "services.inference", "--instance-id", instance_id], env=env, stdout=log_file, stderr=log_file)
+    registry = LocalRegistry(settings.registry_dir)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = [i for i in registry.resolve("inference") if i.instance_id == instance_id]
+        if found:
+            return process, found[0].address
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"scoremesh: the benchmark's inference server did not start; see {settings.log_dir / instance_id}.log")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scoremesh", description="ScoreMesh: ensemble scoring over a gRPC mesh")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--state-dir", help="state directory (default ./.scoremesh or $SCOREMESH_STATE_DIR)")
+        return p
+
+    up = with_state(sub.add_parser("up", help="run the whole mesh on this machine"))
+    up.add_argument("--inference-replicas", type=int, default=2)
+    up.set_defaults(func=cmd_up)
+
+    status = with_state(sub.add_parser("status", help="every instance and its health"))
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    score = with_state(sub.add_parser("score", help="send one Score request"))
+    score.add_argument("--data-type", choices=["search", "display", "conversion"], default="search")
+    score.add_argument("--candidates", type=int, default=5)
+    score.add_argument("--seed", type=int, default=0, help="seed of the synthetic request")
+    score.add_argument("--request-id", default="")
+    score.add_argument("--timeout", type=float, default=5.0)
+    score.add_argument("--json", action="store_true")
+    score.set_defaults(func=cmd_score)
+
+    train = with_state(sub.add_parser("train", help="train the ensembles and write new versions"))
+    train.add_argument("--rows", type=int, default=30_000)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--force", action="store_true", help="train even if the data-quality gate fails")
+    train.set_defaults(func=cmd_train)
+
+    bench = with_state(sub.add_parser("bench", help="load-test the inference service; prints throughput and latency"))
+    bench.add_argument("--address", help="an inference server to test (default: start a dedicated one)")
+    bench.add_argument("--model", default="ctr_ensemble")
+    bench.add_argument("--rows", type=int, default=32, help="feature rows per request")
+    bench.add_argument("--concurrency", default="1,8,64", help="comma-separated concurrency levels")
+    bench.add_argument("--seconds", type=float, default=5.0, help="duration of each level")
+    bench.add_argument("--out", default="bench-results", help="folder for the JSON, markdown and plot")
+    bench.set_defaults(func=cmd_bench)
+
+    features = sub.add_parser("features", help="the online feature store")
+    features_sub = features.add_subparsers(dest="features_command", required=True)
+    load = with_state(features_sub.add_parser("load", help="bulk-load entities from a JSON-lines file"))
+    load.add_argument("file", help='lines like {"kind": "ad", "id": "ad7", "ad_ctr": 0.03}')
+    load.add_argument("--backend", choices=["sqlite", "redis"], help="default: the features service's setting")
+    load.add_argument("--redis-url", help="default: the features service's setting")
+    load.set_defaults(func=cmd_features_load)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

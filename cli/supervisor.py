@@ -1,0 +1,163 @@
+"""The local supervisor behind `scoremesh up`: starts every service instance as its own OS
+process, restarts one on request (`scoremesh.v1.Supervisor/RestartInstance`, called by the
+recovery service) and stops them all cleanly.
+
+Children run in their own process group (Ctrl-C reaches only the supervisor, which then stops
+them in order) and get SIGTERM from the kernel if the supervisor itself dies (PR_SET_PDEATHSIG),
+so no orphan outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from domain.errors import NotFound
+from scoremesh.v1 import supervisor_pb2, supervisor_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    service: str
+    instance_id: str
+
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", f"services.{self.service}", "--instance-id", self.instance_id]
+
+
+@dataclass
+class ManagedProcess:
+    spec: ProcessSpec
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    waiter: asyncio.Task | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+
+def default_specs(inference_replicas: int = 2) -> list[ProcessSpec]:
+    specs = [ProcessSpec("features", "features-1")]
+    specs += [ProcessSpec("inference", f"inference-{i + 1}") for i in range(inference_replicas)]
+    specs += [ProcessSpec("monitoring", "monitoring-1"), ProcessSpec("router", "router-1"), ProcessSpec("recovery", "recovery-1")]
+    return specs
+
+
+class Supervisor:
+    # Services the supervisor restarts by itself when they exit (recovery cannot restart itself).
+    SELF_HEALED = ("recovery",)
+
+    def __init__(self, specs: list[ProcessSpec], log_dir: Path, env: dict[str, str], stop_grace_s: float = 10.0) -> None:
+        self.processes = {s.instance_id: ManagedProcess(s) for s in specs}
+        self.log_dir = log_dir
+        self.env = env
+        self.stop_grace_s = stop_grace_s
+        self.stopping = False
+
+    async def _launch(self, managed: ManagedProcess) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / f"{managed.spec.instance_id}.log", "ab") as log_file:
+            managed.process = await asyncio.create_subprocess_exec(
+                *managed.spec.command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                env=self.env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        log.info("started %s (pid %d)", managed.spec.instance_id, managed.process.pid)
+        managed.waiter = asyncio.create_task(self._watch_exit(managed, managed.process))
+
+    async def _watch_exit(self, managed: ManagedProcess, process: asyncio.subprocess.Process) -> None:
+        code = await process.wait()
+        if self.stopping or managed.process is not process:
+            return
+        log.warning("%s exited with %s", managed.spec.instance_id, code)
+        if managed.spec.service in self.SELF_HEALED:
+            managed.restarts += 1
+            await self._launch(managed)
+
+    async def start_all(self) -> None:
+        for managed in self.processes.values():
+            await self._launch(managed)
+
+    async def restart(self, instance_id: str, reason: str) -> ManagedProcess:
+        managed = self.processes.get(instance_id)
+        if managed is None:
+            raise NotFound(f"instance_id: {instance_id!r} is not managed by this supervisor")
+        log.info("restarting %s: %s", instance_id, reason)
+        old = managed.process
+        managed.process = None  # the exit watcher of the old process must not act
+        if old is not None and old.returncode is None:
+            await self._terminate(old)
+        managed.restarts += 1
+        await self._launch(managed)
+        return managed
+
+    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
+        try:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), self.stop_grace_s)
+        except ProcessLookupError:
+            return
+        except TimeoutError:
+            log.warning("pid %d ignored SIGTERM for %.0fs; killing", process.pid, self.stop_grace_s)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await process.wait()
+
+    async def stop_all(self) -> None:
+        """Router first (stop taking traffic), then the rest together."""
+        self.stopping = True
+        order = sorted(self.processes.values(), key=lambda m: m.spec.service != "router")
+        routers = [m for m in order if m.spec.service == "router"]
+        others = [m for m in order if m.spec.service != "router"]
+        for group in (routers, others):
+            await asyncio.gather(*(self._terminate(m.process) for m in group if m.running))
+        for managed in self.processes.values():
+            if managed.waiter:
+                managed.waiter.cancel()
+
+
+class SupervisorServicer(supervisor_pb2_grpc.SupervisorServicer):
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+
+    @staticmethod
+    def _describe(managed: ManagedProcess) -> supervisor_pb2.ManagedProcess:
+        return supervisor_pb2.ManagedProcess(
+            service=managed.spec.service,
+            instance_id=managed.spec.instance_id,
+            pid=managed.process.pid if managed.process else 0,
+            running=managed.running,
+            restarts=managed.restarts,
+        )
+
+    async def ListProcesses(self, request, context):
+        return supervisor_pb2.ListProcessesResponse(processes=[self._describe(m) for m in self.supervisor.processes.values()])
+
+    async def RestartInstance(self, request, context):
+        managed = await self.supervisor.restart(request.instance_id, request.reason or "requested")
+        return supervisor_pb2.RestartInstanceResponse(process=self._describe(managed))

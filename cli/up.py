@@ -1,0 +1,96 @@
+"""`scoremesh up`: check the configuration, build a model repository on first run, then run
+every service under the local supervisor until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+from pydantic import ValidationError
+
+from cli.prometheus_targets import write_file_sd
+from cli.status import collect_status
+from cli.supervisor import Supervisor, SupervisorServicer, default_specs
+from mesh.config import ConfigError, MeshSettings
+from mesh.discovery import open_registry
+from mesh.runtime import ServiceRuntime
+from scoremesh.v1 import supervisor_pb2_grpc
+from services.features.settings import FeatureSettings
+from services.inference.settings import InferenceSettings
+from services.monitoring.settings import MonitoringSettings
+from services.recovery.settings import RecoverySettings
+from services.router.settings import RouterSettings
+
+SETTINGS = (RouterSettings, FeatureSettings, InferenceSettings, MonitoringSettings, RecoverySettings)
+
+
+def check_configuration() -> str | None:
+    """Every service's settings as it will load them: the first problem, or None. Checked
+    before anything starts, so a typo fails `up` at once rather than one child process."""
+    for settings_cls in SETTINGS:
+        try:
+            settings_cls()
+        except (ConfigError, ValidationError) as error:
+            return f"{settings_cls.yaml_section}: {error}"
+    return None
+
+
+async def _publish_scrape_targets(runtime: ServiceRuntime, settings: MeshSettings) -> None:
+    while True:
+        states = await asyncio.to_thread(runtime.registry.list_all)
+        await asyncio.to_thread(write_file_sd, settings.state_dir / "prometheus" / "targets.json", states)
+        await asyncio.sleep(2.0)
+
+
+async def _announce_when_healthy(settings: MeshSettings) -> None:
+    started = time.monotonic()
+    while True:
+        await asyncio.sleep(0.5)
+        status = await collect_status(settings)
+        if status.healthy:
+            print(f"scoremesh: all {len(status.instances)} instances healthy after {time.monotonic() - started:.1f}s", flush=True)
+            for i in status.instances:
+                print(f"  {i.service:<11} {i.id:<13} grpc {i.address:<21} metrics {i.metrics}", flush=True)
+            return
+
+
+async def run_up(settings: MeshSettings, replicas: int) -> int:
+    runtime = ServiceRuntime(settings, "supervisor", "supervisor")
+    env = dict(os.environ, SCOREMESH_STATE_DIR=str(settings.state_dir))
+    supervisor = Supervisor(default_specs(replicas), settings.log_dir, env)
+    runtime.add_servicer(supervisor_pb2_grpc.add_SupervisorServicer_to_server, SupervisorServicer(supervisor), "scoremesh.v1.Supervisor")
+    await runtime.start()
+    runtime.install_signal_handlers()
+    await supervisor.start_all()
+    await runtime.set_serving(True)
+    runtime.spawn(_announce_when_healthy(settings), "announce")
+    runtime.spawn(_publish_scrape_targets(runtime, settings), "scrape-targets")
+    print(f"scoremesh: supervisor up, state in {settings.state_dir}; Ctrl-C stops the mesh", flush=True)
+    try:
+        await runtime.wait_for_stop_signal()
+    finally:
+        print("scoremesh: stopping the mesh", flush=True)
+        await supervisor.stop_all()
+        await runtime.stop()
+    print("scoremesh: stopped", flush=True)
+    return 0
+
+
+def up(settings: MeshSettings, replicas: int) -> int:
+    problem = check_configuration()
+    if problem:
+        print(f"scoremesh: invalid configuration: {problem}", file=sys.stderr)
+        return 2
+    if any(s.healthy and s.instance.service == "supervisor" for s in open_registry(settings).list_all()):
+        print(f"scoremesh: a mesh is already running with state in {settings.state_dir}", file=sys.stderr)
+        return 1
+    from domain.models.repository import scan
+
+    if not scan(settings.model_repository):
+        from training.train import train
+
+        print(f"scoremesh: no model repository in {settings.model_repository}; training one", flush=True)
+        train(settings.model_repository, settings.feature_dir)
+    return asyncio.run(run_up(settings, replicas))

@@ -1,0 +1,34 @@
+"""ScoreMesh's conventions on top of the Open Inference Protocol, shared by the inference
+service and its clients (the router, benchmarks). No torch and no generated code here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INPUT_NAME = "features"
+OUTPUT_NAMES = ("score", "member_scores", "confidence")
+# Response parameter: the ensemble's member names, in member_scores column order.
+MEMBER_NAMES_PARAMETER = "member_names"
+# Request and response parameter: "name/version" of the feature schema the features follow.
+FEATURE_SCHEMA_PARAMETER = "feature_schema"
+# ErrorInfo reasons a client can act on.
+SCHEMA_MISMATCH = "FEATURE_SCHEMA_MISMATCH"
+NON_FINITE_OUTPUT = "NON_FINITE_OUTPUT"
+# ModelMetadata answers with these response headers (initial metadata): the version it describes
+# and the feature schema that version was trained on. Headers, not fields: our protocol messages
+# stay wire-identical to the ones tritonclient ships.
+MODEL_VERSION_HEADER = "scoremesh-model-version"
+FEATURE_SCHEMA_HEADER = "scoremesh-feature-schema"
+
+# Protocol datatype -> (NumPy dtype, typed-contents field). FP16 and BF16 travel only as raw
+# bytes (the protocol has no typed field for them); BF16 decodes to its uint16 bit patterns,
+# since NumPy has no bfloat16.
+DATATYPES: dict[str, tuple[np.dtype, str | None]] = {
+    "FP32": (np.dtype("<f4"), "fp32_contents"),
+    "FP16": (np.dtype("<f2"), None),
+    "BF16": (np.dtype("<u2"), None),
+    "FP64": (np.dtype("<f8"), "fp64_contents"),
+    "INT32": (np.dtype("<i4"), "int_contents"),
+    "INT64": (np.dtype("<i8"), "int64_contents"),
+}

@@ -1,0 +1,1 @@
+"""Models: the repository format (safetensors + YAML, never pickle) and quality metrics."""

@@ -1,0 +1,231 @@
+"""The serve skeleton every service shares.
+
+A service is declared once (`Service`: its name, its settings class and a `setup` that adds its
+servicers and returns its readiness check); `service_main` does the rest: settings, JSON logs,
+OpenTelemetry, a grpc.aio server with health (NOT_SERVING until ready) and reflection, a
+Prometheus endpoint, registration with heartbeats, health kept in line with readiness, and the
+shutdown sequence: signal -> NOT_SERVING -> deregister -> drain in-flight RPCs within the grace
+-> stop hooks -> cancel background tasks -> flush telemetry.
+
+Health: the "liveness" entry is SERVING while the process answers; "" and the service names
+follow readiness (the service can do its job).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+from pydantic import ValidationError
+
+from mesh.client import ServiceClient
+from mesh.config import ConfigError, MeshSettings
+from mesh.discovery import Instance, Registry, open_registry
+from mesh.interceptors import ErrorMapping, GrpcMetrics
+from mesh.logs import configure_logging
+from mesh.telemetry import setup_tracing
+
+log = logging.getLogger(__name__)
+
+LIVENESS = "liveness"
+
+S = TypeVar("S", bound=MeshSettings)
+# Can the service do its job right now? Polled every `readiness_interval_s`.
+Readiness = Callable[[], Awaitable[bool]]
+
+
+class ServiceRuntime:
+    def __init__(self, settings: MeshSettings, service: str, instance_id: str) -> None:
+        self.settings = settings
+        self.service = service
+        self.instance_id = instance_id
+        configure_logging(service, instance_id, settings.log_level)
+        self.tracer_provider = setup_tracing(service, instance_id, settings.otlp_endpoint)
+        self.registry: Registry = open_registry(settings)
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[GrpcMetrics(), ErrorMapping()],
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+            ],
+        )
+        self._service_names: list[str] = []
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = asyncio.Event()
+        self._on_stop: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.instance: Instance | None = None
+        self.serving = False
+
+    def add_servicer(self, add_to_server: Callable[[Any, grpc.aio.Server], None], servicer: Any, full_name: str) -> None:
+        """Serve `servicer` (through its generated `add_..._to_server`) as `full_name`
+        (package.Service), with its own health entry and reflection."""
+        add_to_server(servicer, self.server)
+        self._service_names.append(full_name)
+
+    def client(self, service: str, stub_factory: Callable[[grpc.aio.Channel], Any]) -> ServiceClient:
+        """A client of another service of the mesh, closed when this one stops."""
+        client = ServiceClient(self.registry, service, stub_factory, self.settings.max_message_bytes)
+        self.on_stop(client.close)
+        return client
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task:
+        """Start a background task that lives as long as the server; cancelled on stop."""
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.append(task)
+        return task
+
+    def on_stop(self, callback: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `callback` on stop, after in-flight RPCs drained (e.g. close a store)."""
+        self._on_stop.append(callback)
+
+    async def start(self) -> Instance:
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, self.server)
+        for name in ["", *self._service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        # Liveness (the process is up and answering) is its own health entry, SERVING from the
+        # start: a liveness probe must not restart an instance that is merely not ready yet.
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+
+        port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        await self.server.start()
+        metrics_server, _ = start_http_server(self.settings.metrics_port, addr=self.settings.host)
+        metrics_port = metrics_server.server_port
+        advertised = self.settings.advertise_host or self.settings.host
+        self.instance = Instance(
+            service=self.service,
+            instance_id=self.instance_id,
+            address=f"{advertised}:{port}",
+            metrics_url=f"http://{advertised}:{metrics_port}/metrics",
+            pid=os.getpid(),
+            meta={"started_at": f"{time.time():.3f}"},
+        )
+        await asyncio.to_thread(self.registry.register, self.instance)
+        self.spawn(self._heartbeat(), "heartbeat")
+        log.info("listening on %s, metrics on %s", self.instance.address, self.instance.metrics_url)
+        return self.instance
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ["", *self._service_names]:
+            await self.health.set(name, status)
+        self.serving = serving
+        if self.instance is not None:
+            await asyncio.to_thread(self.registry.set_serving, self.instance, serving)
+        log.info("health: %s", "SERVING" if serving else "NOT_SERVING")
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+            try:
+                await asyncio.to_thread(self.registry.heartbeat, self.instance)
+            except Exception:
+                log.warning("registry heartbeat failed", exc_info=True)
+
+    async def _track_readiness(self, ready: Readiness) -> None:
+        """Health follows readiness; a failing check counts as not ready, and is logged once."""
+        failing = False
+        while True:
+            try:
+                now_ready = bool(await ready())
+                failing = False
+            except Exception:
+                if not failing:
+                    log.exception("readiness check failed")
+                failing, now_ready = True, False
+            if now_ready != self.serving:
+                await self.set_serving(now_ready)
+            await asyncio.sleep(self.settings.readiness_interval_s)
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+
+    async def wait_for_stop_signal(self) -> None:
+        await self._stopping.wait()
+
+    async def serve(self, ready: Readiness | None = None) -> None:
+        """Start, keep health in line with `ready` (None: ready once started), serve until
+        SIGTERM/SIGINT, then run the shutdown sequence."""
+        self.install_signal_handlers()
+        await self.start()
+        if ready is None:
+            await self.set_serving(True)
+        else:
+            self.spawn(self._track_readiness(ready), "readiness")
+        await self._stopping.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        log.info("stopping: NOT_SERVING, deregistering, draining (grace %.1fs)", self.settings.shutdown_grace_s)
+        await self.health.enter_graceful_shutdown()
+        self.serving = False
+        if self.instance is not None:
+            try:
+                await asyncio.to_thread(self.registry.deregister, self.instance.instance_id)
+            except Exception:
+                log.warning("deregistration failed", exc_info=True)
+        await self.server.stop(self.settings.shutdown_grace_s)
+        for callback in self._on_stop:
+            try:
+                await callback()
+            except Exception:
+                log.warning("stop callback failed", exc_info=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.registry.close()
+        self.tracer_provider.shutdown()  # flushes pending spans
+        log.info("stopped")
+
+
+@dataclass(frozen=True)
+class Service(Generic[S]):
+    """What a service declares; `service_main` runs it."""
+
+    name: str
+    settings: type[S]
+    setup: Callable[[ServiceRuntime, S], Awaitable[Readiness | None]]
+    """Add servicers and background tasks to the runtime; return the readiness check."""
+
+
+def load_settings(settings_cls: type[S]) -> S:
+    """The settings, or exit with a one-line message naming the bad key (no traceback)."""
+    try:
+        return settings_cls()
+    except (ConfigError, ValidationError) as error:
+        sys.exit(f"scoremesh: invalid configuration: {error}")
+
+
+def service_main(service: Service, argv: list[str] | None = None) -> None:
+    """Entry point of `python -m services.<name> [--instance-id ID]`."""
+    parser = argparse.ArgumentParser(description=f"ScoreMesh {service.name} service")
+    parser.add_argument("--instance-id", default=f"{service.name}-1", help="unique id of this instance in the registry")
+    args = parser.parse_args(argv)
+    settings = load_settings(service.settings)
+
+    async def main() -> None:
+        runtime = ServiceRuntime(settings, service.name, args.instance_id)
+        ready = await service.setup(runtime, settings)
+        await runtime.serve(ready)
+
+    asyncio.run(main())

@@ -1,0 +1,54 @@
+"""scoremesh.v1 Recovery messages <-> the recoverer's types. Pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from domain.errors import InvalidArgument, quote
+from scoremesh.v1 import recovery_pb2
+from services.recovery.audit import AuditEntry
+from services.recovery.recoverer import ACTIONS, Tracked
+
+DEFAULT_LIMIT = 100
+
+
+def status_to_proto(tracked: list[Tracked]) -> recovery_pb2.GetStatusResponse:
+    return recovery_pb2.GetStatusResponse(
+        instances=[
+            recovery_pb2.WatchedInstance(
+                service=t.instance.service,
+                instance_id=t.instance.instance_id,
+                address=t.instance.address,
+                healthy=t.healthy,
+                consecutive_failures=t.failures,
+            )
+            for t in sorted(tracked, key=lambda t: t.instance.instance_id)
+        ]
+    )
+
+
+def action_to_proto(entry: AuditEntry) -> recovery_pb2.RecoveryAction:
+    return recovery_pb2.RecoveryAction(**asdict(entry))
+
+
+def list_limit_from_proto(request: recovery_pb2.ListActionsRequest) -> int:
+    if request.limit < 0:
+        raise InvalidArgument(f"limit: must be >= 0 (got {request.limit})")
+    return request.limit or DEFAULT_LIMIT
+
+
+def actions_to_proto(entries: list[AuditEntry]) -> recovery_pb2.ListActionsResponse:
+    return recovery_pb2.ListActionsResponse(actions=[action_to_proto(e) for e in entries])
+
+
+def trigger_from_proto(request: recovery_pb2.TriggerRequest) -> tuple[str, str, str]:
+    """(action, instance id, reason); the action must be one recovery knows."""
+    if request.action not in ACTIONS:
+        raise InvalidArgument(f"action: must be one of {', '.join(ACTIONS)} (got {quote(request.action)})")
+    if not request.instance_id:
+        raise InvalidArgument("instance_id: required")
+    return request.action, request.instance_id, request.reason[:500] or "manual trigger"
+
+
+def trigger_to_proto(entry: AuditEntry) -> recovery_pb2.TriggerResponse:
+    return recovery_pb2.TriggerResponse(action=action_to_proto(entry))

@@ -1,0 +1,122 @@
+"""The router's calls to other services over gRPC: the adapters behind the domain's injected
+`extract`, `infer` and model descriptions, and the telemetry stream to monitoring."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+import numpy as np
+from prometheus_client import Counter
+
+from domain.errors import InvalidArgument, UpstreamError
+from domain.inference_protocol import FEATURE_SCHEMA_HEADER, FEATURE_SCHEMA_PARAMETER, MEMBER_NAMES_PARAMETER, MODEL_VERSION_HEADER
+from inference import grpc_service_pb2 as inference_pb2
+from mesh.client import ServiceClient
+from mesh.common_messages import candidates_to_proto, context_to_proto
+from mesh.inference_client import decode_response, encode_request
+from mesh.status_details import error_info
+from scoremesh.v1 import features_pb2
+from services.router.converters import telemetry_to_proto
+from services.router.model_catalog import ModelChoice, ModelDescription
+from services.router.scoring import Features, Inference, ScoreRequest
+from services.router.telemetry_buffer import TelemetryBuffer
+
+log = logging.getLogger(__name__)
+
+TELEMETRY_SENT = Counter("scoremesh_router_telemetry_sent_total", "Telemetry records delivered to monitoring.")
+DESCRIBE_TIMEOUT_S = 2.0
+
+
+class FeaturesCalls:
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    async def extract(self, request: ScoreRequest, schema_version: str, timeout: float) -> Features:
+        """Extract with the caller's own messages relayed as they came; the features service
+        validates them, and its verdict on the caller's fields is the caller's error."""
+        wire = request.wire
+        if wire is not None:
+            message = features_pb2.ExtractRequest(
+                request_id=request.request_id, data_type=wire.data_type, context=wire.context, candidates=wire.candidates,
+                schema_version=schema_version,
+            )
+        else:
+            data_type, context = context_to_proto(request.context)
+            message = features_pb2.ExtractRequest(
+                request_id=request.request_id, data_type=data_type, context=context,
+                candidates=candidates_to_proto(request.candidates), schema_version=schema_version,
+            )
+        try:
+            response = await self.client.call(lambda stub: stub.Extract, message, timeout)
+        except UpstreamError as error:
+            if error.status == "INVALID_ARGUMENT":
+                raise InvalidArgument(error.upstream_message) from None
+            raise
+        # The router never asks for typed values; an answer with them is converted once.
+        payload = response.raw_values or np.asarray(response.values, dtype="<f4").tobytes()
+        if len(payload) != response.rows * response.cols * 4:
+            raise UpstreamError("features", "INTERNAL", f"feature matrix of {len(payload)} bytes for {response.rows}x{response.cols}")
+        return Features(payload, response.rows, response.cols, response.schema_name, response.schema_version, response.store_degraded)
+
+
+class InferenceCalls:
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    async def replicas(self) -> list[str]:
+        return [i.address for i in await self.client.instances()]
+
+    async def describe(self, address: str, model: str, version: str) -> ModelDescription:
+        """ModelMetadata on one replica: the versions it serves, and from the response headers
+        the version described and the feature schema it was trained on."""
+        call = self.client.stub(address).ModelMetadata(inference_pb2.ModelMetadataRequest(name=model, version=version), timeout=DESCRIBE_TIMEOUT_S)
+        try:
+            response = await call
+            headers = dict(await call.initial_metadata() or ())
+        except grpc.aio.AioRpcError as error:
+            raise UpstreamError("inference", error.code().name, error.details() or "", *error_info(error)) from None
+        return ModelDescription(tuple(response.versions), headers.get(MODEL_VERSION_HEADER, version), headers.get(FEATURE_SCHEMA_HEADER, ""))
+
+    async def infer(self, choice: ModelChoice, request_id: str, features: Features, timeout: float) -> Inference:
+        message = encode_request(
+            choice.model, features.payload, request_id, choice.version,
+            parameters={FEATURE_SCHEMA_PARAMETER: features.schema}, shape=(features.rows, features.cols),
+        )
+        response = await self.client.call(lambda stub: stub.ModelInfer, message, timeout, eligible=choice.addresses)
+        try:
+            outputs = decode_response(response)
+            members = response.parameters[MEMBER_NAMES_PARAMETER].string_param.split(",")
+            score, member_scores, confidence = outputs["score"], outputs["member_scores"], outputs["confidence"]
+        except (InvalidArgument, KeyError, ValueError) as error:
+            raise UpstreamError("inference", "INTERNAL", f"malformed ModelInfer answer: {error}") from None
+        rows = features.rows
+        if score.shape != (rows,) or confidence.shape != (rows,) or member_scores.shape != (rows, len(members)):
+            raise UpstreamError("inference", "INTERNAL", f"ModelInfer answered shapes {score.shape}, {member_scores.shape}, {confidence.shape} for {rows} rows")
+        return Inference(response.model_name, response.model_version, members, score, member_scores, confidence)
+
+
+async def send_telemetry(monitoring: ServiceClient, buffer: TelemetryBuffer) -> None:
+    """Keep a Report stream open to a monitoring instance; reconnect when it goes away."""
+    while True:
+        instances = await monitoring.instances()
+        if not instances:
+            await asyncio.sleep(1.0)
+            monitoring.invalidate()
+            continue
+
+        async def batches():
+            while True:
+                batch = await buffer.next_batch()
+                yield telemetry_to_proto(batch)
+                TELEMETRY_SENT.inc(len(batch))
+
+        try:
+            await monitoring.stub(instances[0].address).Report(batches())
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("telemetry stream to monitoring ended: %s; reconnecting", error)
+            await asyncio.sleep(1.0)
+            monitoring.invalidate()

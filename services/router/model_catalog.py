@@ -1,0 +1,118 @@
+"""Which version of a model the router asks for, the feature schema that version was trained
+on, and which inference replicas serve it. No gRPC here: listing replicas and describing a
+model on one replica (its ModelMetadata) are injected.
+
+Every replica is described (ModelMetadata: the versions it serves, and per version the feature
+schema, which never changes for a version). The chosen version is the newest one that every
+replica serving the model has, so a request can go to any of them while a new version rolls
+out replica by replica; when the replicas share none, the newest one overall, sent only to the
+replicas that serve it. A choice is reused for `max_age_s`, then refreshed in the background
+while the old one keeps answering; `invalidate` (a replica refused the version) forces a fresh
+look on the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from domain.errors import MeshError, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What one replica says of a model (ModelMetadata)."""
+
+    versions: tuple[str, ...]
+    """Every version it serves."""
+    version: str
+    """The version described."""
+    feature_schema: str
+    """"name/version" that version was trained on."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    model: str
+    version: str
+    feature_schema: str
+    addresses: frozenset[str]
+    """The replicas that serve this version."""
+
+    @property
+    def schema_version(self) -> str:
+        return self.feature_schema.rpartition("/")[2]
+
+
+ListReplicas = Callable[[], Awaitable[list[str]]]
+# describe(address, model, version "" = newest) -> what that replica serves
+Describe = Callable[[str, str, str], Awaitable[ModelDescription]]
+
+
+def _version_key(version: str) -> tuple[int, int | str]:
+    return (0, int(version)) if version.isdigit() else (1, version)
+
+
+class ModelCatalog:
+    def __init__(self, replicas: ListReplicas, describe: Describe, max_age_s: float = 2.0) -> None:
+        self._replicas = replicas
+        self._describe = describe
+        self.max_age_s = max_age_s
+        self._choices: dict[str, tuple[float, ModelChoice]] = {}
+        self._schemas: dict[tuple[str, str], str] = {}  # (model, version) -> feature schema
+        self._refreshing: dict[str, asyncio.Task] = {}
+
+    async def choose(self, model: str) -> ModelChoice:
+        entry = self._choices.get(model)
+        if entry is None:
+            return await asyncio.shield(self._refresh(model))
+        if time.monotonic() - entry[0] > self.max_age_s:
+            self._refresh(model)  # in the background; the current choice answers meanwhile
+        return entry[1]
+
+    def invalidate(self, model: str) -> None:
+        self._choices.pop(model, None)
+
+    def _refresh(self, model: str) -> asyncio.Task:
+        """One refresh per model at a time; concurrent callers share it."""
+        task = self._refreshing.get(model)
+        if task is None:
+            task = asyncio.create_task(self._look(model), name=f"catalog-{model}")
+            self._refreshing[model] = task
+            task.add_done_callback(lambda done: self._finished(model, done))
+        return task
+
+    def _finished(self, model: str, task: asyncio.Task) -> None:
+        self._refreshing.pop(model, None)
+        if not task.cancelled() and task.exception() is not None and model in self._choices:
+            log.warning("model catalog refresh of %s failed (the previous choice stays): %s", model, task.exception())
+
+    async def _look(self, model: str) -> ModelChoice:
+        addresses = await self._replicas()
+        answers = await asyncio.gather(*(self._describe(a, model, "") for a in addresses), return_exceptions=True)
+        served: dict[str, set[str]] = {}
+        errors: list[BaseException] = []
+        for address, answer in zip(addresses, answers):
+            if isinstance(answer, BaseException):
+                errors.append(answer)
+                continue
+            self._schemas[(model, answer.version)] = answer.feature_schema
+            served[address] = set(answer.versions)
+        if not served:
+            if errors and isinstance(errors[0], MeshError):
+                raise errors[0]
+            raise Unavailable(f"inference: no healthy replica serves model {model!r}")
+        common = set.intersection(*served.values())
+        version = max(common or set.union(*served.values()), key=_version_key)
+        if (model, version) not in self._schemas:
+            address = next(a for a, versions in served.items() if version in versions)
+            answer = await self._describe(address, model, version)
+            self._schemas[(model, version)] = answer.feature_schema
+        choice = ModelChoice(model, version, self._schemas[(model, version)], frozenset(a for a, v in served.items() if version in v))
+        self._choices[model] = (time.monotonic(), choice)
+        return choice

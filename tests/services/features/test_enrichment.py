@@ -1,0 +1,69 @@
+"""Enrichment from the online store under a time budget: a slow or failing store degrades the
+answer (schema defaults, flagged) instead of failing it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+
+from domain.features.store.base import OnlineStore
+from services.features.enrichment import Enricher
+from tests.conftest import free_port
+from tests.domain.features.helpers import raw_batch
+
+BATCH = raw_batch(3, ad_id=["ad1", "ad2", "ad1"], user_id=["u1", "u1", "u1"], bid_amount=[1, 1, 1], quality_score=[0.5, 0.5, 0.5])
+
+
+def test_enrichment_merges_lookups(store):
+    store.put_many("ad", [("ad1", {"ad_ctr": 0.25})])
+    store.put_many("user", [("u1", {"user_clicks_7d": 9.0})])
+    enriched, status = asyncio.run(Enricher(store, timeout_s=1.0).enrich(BATCH))
+    assert not status.degraded and (status.hits, status.misses) == (2, 1)
+    assert enriched.ad_ctr[[0, 2]].tolist() == [0.25, 0.25] and np.isnan(enriched.ad_ctr[1])
+    assert enriched.user_clicks_7d.tolist() == [9.0, 9.0, 9.0]
+
+
+class SlowStore(OnlineStore):
+    def get_many(self, kind, ids):
+        time.sleep(0.5)
+        return {}
+
+    def put_many(self, kind, rows):
+        return 0
+
+
+class BrokenStore(OnlineStore):
+    def get_many(self, kind, ids):
+        raise ConnectionRefusedError("store is down")
+
+    def put_many(self, kind, rows):
+        return 0
+
+
+def test_a_slow_store_degrades_within_the_budget():
+    async def timed():
+        started = time.perf_counter()
+        result = await Enricher(SlowStore(), timeout_s=0.05).enrich(BATCH)
+        return time.perf_counter() - started, result
+
+    elapsed, (enriched, status) = asyncio.run(timed())
+    assert elapsed < 0.3
+    assert status.degraded and "did not answer within 50 ms" in status.reason
+    assert np.isnan(enriched.ad_ctr).all()  # defaults will apply
+
+
+def test_a_failing_store_degrades_instead_of_failing():
+    _, status = asyncio.run(Enricher(BrokenStore()).enrich(BATCH))
+    assert status.degraded and status.reason == "online store unavailable: ConnectionRefusedError"
+
+
+def test_a_dead_redis_degrades_instead_of_failing():
+    from domain.features.store.redis_store import RedisStore
+
+    dead = RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.05)
+    _, status = asyncio.run(Enricher(dead, timeout_s=0.5).enrich(BATCH))
+    assert status.degraded and "online store unavailable" in status.reason
+
+

@@ -1,0 +1,164 @@
+"""Serving several versions: policies, pick-up of new versions, failed loads, unload with drain."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from domain.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from domain.features.schema_store import SchemaStore
+from services.inference.handler import check_features
+from services.inference.model_manager import ModelManager, VersionPolicy
+from domain.models.repository import publish, stage_model
+
+
+def write(repo: Path, dim: int, version: int, name: str = "toy", bias: float = 0.0, schema_version: str = "1") -> Path:
+    config = {
+        "name": name, "version": version, "input_dim": dim,
+        "feature_schema": {"name": "ads", "version": schema_version},
+        "ensemble": {"method": "averaging"}, "members": [{"name": "lr", "hidden": 0}],
+    }
+    return publish(stage_model(repo, config, {"lr.linear.weight": torch.zeros(1, dim), "lr.linear.bias": torch.tensor([bias])}))
+
+
+@pytest.fixture()
+def dim(feature_dir) -> int:
+    return SchemaStore(feature_dir).load("ads", "1").dim
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_serves_the_newest_versions_under_the_policy(tmp_path, feature_dir, dim):
+    for version, bias in ((1, 0.0), (2, 1.0), (3, 2.0)):
+        write(tmp_path / "repo", dim, version, bias=bias)
+
+    async def scenario():
+        manager = ModelManager(tmp_path / "repo", feature_dir, default_policy=VersionPolicy(latest=2))
+        await manager.refresh()
+        served = sorted(manager.served["toy"])
+        newest = manager.get("toy")
+        out, _ = await newest.infer(torch.zeros(2, dim), None)
+        older, _ = await manager.get("toy", "2").infer(torch.zeros(1, dim), None)
+        with pytest.raises(NotFound, match="has no ready version '1' \\(ready: 2, 3\\)"):
+            manager.get("toy", "1")
+        index = manager.index()
+        await manager.unload_all()
+        return served, newest.version, out, older, index, manager.ready
+
+    served, newest, out, older, index, ready = run(scenario())
+    assert served == ["2", "3"] and newest == "3"
+    assert out["score"].tolist() == pytest.approx([torch.sigmoid(torch.tensor(2.0)).item()] * 2)
+    assert older["score"].tolist() == pytest.approx([torch.sigmoid(torch.tensor(1.0)).item()])
+    assert index == [("toy", "1", "UNAVAILABLE", "not loaded (version policy)"), ("toy", "2", "READY", ""), ("toy", "3", "READY", "")]
+
+
+def test_new_versions_are_picked_up_and_a_broken_one_changes_nothing(tmp_path, feature_dir, dim):
+    repo = tmp_path / "repo"
+    write(repo, dim, 1)
+
+    async def scenario():
+        manager = ModelManager(repo, feature_dir, default_policy=VersionPolicy(latest=1))
+        await manager.refresh()
+        assert manager.ready and manager.get("toy").version == "1"
+        broken = write(repo, dim, 2)
+        (broken / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00garbage!")
+        problems = await manager.refresh()
+        still = manager.get("toy").version  # version 1 keeps serving
+        with pytest.raises(Unavailable, match="version '2' is UNAVAILABLE: .*corrupt safetensors"):
+            manager.get("toy", "2")
+        shutil.rmtree(broken)
+        write(repo, dim, 3, bias=1.0)
+        await manager.refresh()
+        latest = manager.get("toy").version
+        served = sorted(manager.served["toy"])
+        await manager.unload_all()
+        return problems, still, latest, served
+
+    problems, still, latest, served = run(scenario())
+    assert len(problems) == 1 and "corrupt safetensors" in problems[0]
+    assert still == "1" and latest == "3" and served == ["3"]  # policy latest=1: v1 unloaded
+
+
+def test_specific_versions_policy(tmp_path, feature_dir, dim):
+    for version in (1, 2, 3):
+        write(tmp_path / "repo", dim, version)
+
+    async def scenario():
+        manager = ModelManager(tmp_path / "repo", feature_dir, policies={"toy": VersionPolicy(specific=("1", "3"))})
+        await manager.refresh()
+        served = sorted(manager.served["toy"])
+        await manager.unload_all()
+        return served
+
+    assert run(scenario()) == ["1", "3"]
+
+
+def test_unload_drains_in_flight_requests_and_load_brings_it_back(tmp_path, feature_dir, dim):
+    write(tmp_path / "repo", dim, 1)
+
+    async def scenario():
+        manager = ModelManager(tmp_path / "repo", feature_dir)
+        await manager.refresh()
+        served = manager.get("toy")
+        release = asyncio.Event()
+        original = served.batcher.run
+
+        def slow(x):
+            while not release.is_set():
+                pass  # busy until released (runs in a worker thread)
+            return original(x)
+
+        served.batcher.run = slow
+        in_flight = asyncio.create_task(served.infer(torch.zeros(1, dim), None))
+        await asyncio.sleep(0.05)
+        unloading = asyncio.create_task(manager.unload("toy"))
+        await asyncio.sleep(0.05)
+        assert not unloading.done()
+        release.set()
+        out, _ = await in_flight  # answered, not dropped
+        await unloading
+        with pytest.raises(NotFound):
+            manager.get("toy")
+        await manager.refresh()  # the poller must not bring it back by itself
+        assert "toy" not in manager.served and manager.ready is False
+        await manager.load("toy")
+        back = manager.get("toy").version
+        with pytest.raises(NotFound, match="no model 'ghost' in the repository"):
+            await manager.load("ghost")
+        await manager.unload_all()
+        return out, back
+
+    out, back = run(scenario())
+    assert out["score"].tolist() == [0.5] and back == "1"
+
+
+def test_schema_checks_at_load_and_per_request(tmp_path, feature_dir, dim):
+    write(tmp_path / "repo", dim, 1, schema_version="9")
+    write(tmp_path / "repo", dim, 1, name="good")
+
+    async def scenario():
+        manager = ModelManager(tmp_path / "repo", feature_dir)
+        problems = await manager.refresh()
+        good = manager.get("good")
+        check_features(good, torch.zeros(2, dim))
+        with pytest.raises(InvalidArgument, match=rf"shape must be \[-1, {dim}\] \(got \[2, 3\]\)"):
+            check_features(good, torch.zeros(2, 3))
+        with pytest.raises(InvalidArgument, match="holds NaN or infinity"):
+            check_features(good, torch.full((1, dim), float("inf")))
+        manager.check_schema(good, "ads/1")
+        with pytest.raises(FailedPrecondition) as mismatch:
+            manager.check_schema(good, "ads/2")
+        ready = manager.ready
+        await manager.unload_all()
+        return problems, mismatch.value, ready
+
+    problems, mismatch, ready = run(scenario())
+    assert "toy v1: feature_schema: unknown feature schema ads version 9" in problems[0]
+    assert mismatch.reason == "FEATURE_SCHEMA_MISMATCH" and mismatch.info == {"expected": "ads/1", "got": "ads/2"}
+    assert ready is False  # a model of the repository failed to load: not ready

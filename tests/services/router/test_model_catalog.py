@@ -1,0 +1,104 @@
+"""The router's model catalog: versions and feature schemas from ModelMetadata, per replica."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from domain.errors import MeshError, UpstreamError
+from services.router.model_catalog import ModelCatalog, ModelDescription
+
+SCHEMAS = {"1": "ads/1", "2": "ads/2", "3": "ads/2"}
+
+
+def fleet(served: dict[str, tuple[str, ...]], calls: list | None = None, failing: frozenset[str] = frozenset()):
+    """A catalog over replicas that serve the given versions of model `m`."""
+
+    async def replicas():
+        return list(served)
+
+    async def describe(address, model, version):
+        if calls is not None:
+            calls.append((address, version))
+        await asyncio.sleep(0)
+        if address in failing:
+            raise UpstreamError("inference", "UNAVAILABLE", "connection refused")
+        versions = served[address]
+        if not versions:
+            raise UpstreamError("inference", "NOT_FOUND", f"model {model!r} is not served here")
+        described = version or max(versions, key=int)
+        return ModelDescription(versions, described, SCHEMAS[described])
+
+    return ModelCatalog(replicas, describe, max_age_s=60)
+
+
+def choose(catalog, model="m"):
+    return asyncio.run(catalog.choose(model))
+
+
+def test_the_newest_version_every_replica_serves_goes_to_all_of_them():
+    choice = choose(fleet({"a:1": ("1", "2"), "b:1": ("1", "2")}))
+    assert (choice.version, choice.feature_schema, choice.schema_version, choice.addresses) == ("2", "ads/2", "2", {"a:1", "b:1"})
+
+
+def test_while_a_version_rolls_out_the_one_all_replicas_serve_is_used():
+    calls = []
+    choice = choose(fleet({"a:1": ("2", "3"), "b:1": ("1", "2")}, calls))
+    assert (choice.version, choice.feature_schema, choice.addresses) == ("2", "ads/2", {"a:1", "b:1"})
+    # a:1 described v3 (its newest), b:1 described v2: no extra call was needed for v2's schema.
+    assert sorted(calls) == [("a:1", ""), ("b:1", "")]
+
+
+def test_replicas_without_a_common_version_get_the_newest_only_where_it_is_served():
+    calls = []
+    choice = choose(fleet({"a:1": ("3",), "b:1": ("1",)}, calls))
+    assert (choice.version, choice.feature_schema, choice.addresses) == ("3", "ads/2", {"a:1"})
+
+
+def test_the_schema_of_a_version_no_replica_described_is_asked_for_once():
+    calls = []
+    choice = choose(fleet({"a:1": ("1", "3"), "b:1": ("1", "2")}, calls))
+    assert (choice.version, choice.feature_schema) == ("1", "ads/1")
+    assert ("a:1", "1") in calls or ("b:1", "1") in calls
+
+
+def test_unreachable_and_non_serving_replicas_are_left_out():
+    choice = choose(fleet({"a:1": ("1",), "b:1": (), "c:1": ("1", "2")}, failing=frozenset({"c:1"})))
+    assert (choice.version, choice.addresses) == ("1", {"a:1"})
+
+
+def test_a_model_no_replica_serves_keeps_the_replicas_answer():
+    with pytest.raises(UpstreamError) as raised:
+        choose(fleet({"a:1": (), "b:1": ()}))
+    assert raised.value.status == "NOT_FOUND"
+    with pytest.raises(MeshError) as none:
+        choose(fleet({}))
+    assert none.value.status == "UNAVAILABLE"
+
+
+def test_concurrent_first_requests_share_one_look():
+    calls = []
+    catalog = fleet({"a:1": ("1",)}, calls)
+
+    async def many():
+        return await asyncio.gather(*(catalog.choose("m") for _ in range(10)))
+
+    choices = asyncio.run(many())
+    assert len(set(choices)) == 1 and calls == [("a:1", "")]
+
+
+def test_invalidate_forces_a_fresh_look():
+    calls = []
+    served = {"a:1": ("1",)}
+    catalog = fleet(served, calls)
+
+    async def scenario():
+        first = await catalog.choose("m")
+        served["a:1"] = ("1", "2")
+        cached = await catalog.choose("m")
+        catalog.invalidate("m")
+        return first, cached, await catalog.choose("m")
+
+    first, cached, fresh = asyncio.run(scenario())
+    assert (first.version, cached.version, fresh.version) == ("1", "1", "2")

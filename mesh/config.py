@@ -48,9 +48,12 @@ class _YamlSource(PydanticBaseSettingsSource):
         path = config_file()
         document: dict[str, Any] = {}
         if path.is_file():
-            loaded = yaml.safe_load(path.read_text()) or {}
+            try:
+                loaded = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as error:
+                raise ConfigError(f"{path}: not valid YAML ({error})") from None
             if not isinstance(loaded, dict):
-                raise ValueError(f"{path}: the top level must be a mapping")
+                raise ConfigError(f"{path}: the top level must be a mapping")
             document = loaded
         section = getattr(settings_cls, "yaml_section", None)
         shared = MeshSettings.model_fields

@@ -18,6 +18,7 @@ import torch
 
 from domain.errors import InvalidArgument, MeshError, ModelError, NotFound, PermissionDenied, Unauthenticated, quote
 from domain.inference_protocol import FEATURE_SCHEMA_PARAMETER, INPUT_NAME, MEMBER_NAMES_PARAMETER, NON_FINITE_OUTPUT, OUTPUT_NAMES
+from services.inference.batching import Timing
 from services.inference.model_manager import ModelManager, ServedVersion
 from services.inference.statistics import VersionStatistics
 from services.inference.types import (
@@ -128,9 +129,13 @@ class InferenceHandler:
             x = to_tensor(tensor.data, tensor.datatype)
             check_features(served, x)
             input_s = time.monotonic() - started
-            outputs, timing = await served.infer(x, request.deadline)
+            if x.shape[0]:
+                outputs, timing = await served.infer(x, request.deadline)
+                arrays = {name: outputs[name].float().cpu().numpy() for name in OUTPUT_NAMES}
+            else:  # nothing to score: no batch, no kernel launch
+                timing = Timing(0.0, 0.0, 0)
+                arrays = self._empty_outputs(served)
             encoded_at = time.monotonic()
-            arrays = {name: outputs[name].float().cpu().numpy() for name in OUTPUT_NAMES}
             self._check_finite(served, arrays)
             response = InferenceResponse(
                 served.model.name, served.version, request.id,
@@ -157,6 +162,11 @@ class InferenceHandler:
         if tensor.datatype not in INPUT_DATATYPES:  # a protocol datatype (decoding checked it): safe to echo
             raise InvalidArgument(f"input '{INPUT_NAME}': datatype must be one of {', '.join(INPUT_DATATYPES)} (got {tensor.datatype})")
         return tensor
+
+    @staticmethod
+    def _empty_outputs(served: ServedVersion) -> dict[str, np.ndarray]:
+        members = served.model.packed.members
+        return {"score": np.zeros(0, np.float32), "member_scores": np.zeros((0, members), np.float32), "confidence": np.zeros(0, np.float32)}
 
     @staticmethod
     def _check_finite(served: ServedVersion, arrays: dict[str, np.ndarray]) -> None:

@@ -26,6 +26,7 @@ from training.synthetic import sample_request
 from services.router.postprocess import score_multiplier
 from tests.e2e.expected_scores import ensemble_outputs
 from tests.e2e.mesh_process import scoremesh
+from tests.e2e.requests import score_request
 
 pytestmark = pytest.mark.mesh
 
@@ -51,12 +52,6 @@ def served_features(mesh, n: int, data_type: str, seed: int) -> np.ndarray:
     response = stub.Extract(features_pb2.ExtractRequest(data_type=dt, context=proto_context, candidates=candidates_to_proto(candidates)), timeout=5)
     assert not response.store_degraded
     return matrix_from_proto(response)
-
-
-def score_request(n: int, data_type: str = "search", seed: int = 0) -> router_pb2.ScoreRequest:
-    context, candidates = sample_request(n, data_type, seed=seed)
-    dt, proto_context = context_to_proto(context)
-    return router_pb2.ScoreRequest(request_id=f"test-{seed}", data_type=dt, context=proto_context, candidates=candidates_to_proto(candidates))
 
 
 def test_status_shows_every_instance_healthy(mesh):

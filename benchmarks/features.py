@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 
-from mesh.interceptors import ErrorMapping, GrpcMetrics
+from mesh.handlers import add_servicer
 from scoremesh.v1 import features_pb2, features_pb2_grpc
 from mesh.common_messages import candidates_to_proto, context_to_proto
 from services.features.enrichment import Enricher
@@ -45,8 +45,8 @@ async def run(repeats: int) -> None:
         for kind, table in world.store_tables.items():
             store.put_many(kind, table.items())
         extractor = FeatureExtractor(SchemaVersions(SchemaStore(directory), "ads"), Enricher(store, 1.0), max_candidates=1000)
-        server = grpc.aio.server(interceptors=[GrpcMetrics(), ErrorMapping()])
-        features_pb2_grpc.add_FeatureServiceServicer_to_server(FeatureServicer(extractor), server)
+        server = grpc.aio.server()
+        add_servicer(server, features_pb2_grpc.add_FeatureServiceServicer_to_server, FeatureServicer(extractor))
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         print(f"Extract, {repeats} requests per size, schema dim {extractor.schemas.get().dim}")

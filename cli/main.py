@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 # The supervisor forks children while gRPC threads run; gRPC's fork handlers are not needed
@@ -123,64 +122,14 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- bench
 def cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks import inference as bench
-    from inference import grpc_service_pb2 as pb
+    from cli import bench
 
     settings = _settings(args)
-    server = None
-    address = args.address
-    if not address:
-        from domain.models.repository import scan
-
-        if not scan(settings.model_repository):
-            from training.train import train
-
-            print(f"scoremesh: no models in {settings.model_repository}; training", flush=True)
-            train(settings.model_repository, settings.feature_dir)
-        server = _start_bench_server(settings)
-        address = server[1]
-    try:
-        import grpc
-
-        from inference import grpc_service_pb2_grpc as pb_grpc
-
-        with grpc.insecure_channel(address) as channel:
-            metadata = pb_grpc.GRPCInferenceServiceStub(channel).ModelMetadata(pb.ModelMetadataRequest(name=args.model), timeout=10)
-        dim = int(metadata.inputs[0].shape[1])
-        levels = tuple(int(c) for c in args.concurrency.split(","))
-        print(f"scoremesh bench: {args.model} at {address}, {args.rows} rows per request, {args.seconds:g}s per level", flush=True)
-        results = asyncio.run(bench.run(address, args.model, dim, args.rows, levels, args.seconds))
-        print(bench.report(results, args.rows, Path(args.out)))
-        print(f"results in {args.out}/")
-    finally:
-        if server is not None:
-            server[0].terminate()
-            server[0].wait(15)
-    return 0
-
-
-def _start_bench_server(settings: MeshSettings):
-    """A dedicated inference process (so the numbers are the service's, not a shared mesh's)."""
-    import subprocess
-
-    from mesh.discovery import LocalRegistry
-
-    env = dict(os.environ, SCOREMESH_STATE_DIR=str(settings.state_dir))
-    instance_id = f"inference-bench-{os.getpid()}"
-    settings.log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = open(settings.log_dir / f"{instance_id}.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "services.inference", "--instance-id", instance_id], env=env, stdout=log_file, stderr=log_file)
-    registry = LocalRegistry(settings.registry_dir)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = [i for i in registry.resolve("inference") if i.instance_id == instance_id]
-        if found:
-            return process, found[0].address
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"scoremesh: the benchmark's inference server did not start; see {settings.log_dir / instance_id}.log")
+    levels = tuple(int(c) for c in (args.concurrency or ("1,16,64" if args.mesh else "1,8,64")).split(","))
+    if args.mesh:
+        candidates = tuple(int(c) for c in args.candidates.split(","))
+        return bench.mesh(settings, candidates, levels, args.seconds, Path(args.out))
+    return bench.inference(settings, args.address, args.model, args.rows, levels, args.seconds, Path(args.out))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,11 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="train even if the data-quality gate fails")
     train.set_defaults(func=cmd_train)
 
-    bench = with_state(sub.add_parser("bench", help="load-test the inference service; prints throughput and latency"))
+    bench = with_state(sub.add_parser("bench", help="load tests against the floor of bare gRPC; prints throughput and latency"))
+    bench.add_argument("--mesh", action="store_true", help="Score through the router (the running mesh, or one started for the run)")
+    bench.add_argument("--candidates", default="5,100", help="--mesh: comma-separated candidate counts")
     bench.add_argument("--address", help="an inference server to test (default: start a dedicated one)")
     bench.add_argument("--model", default="ctr_ensemble")
     bench.add_argument("--rows", type=int, default=32, help="feature rows per request")
-    bench.add_argument("--concurrency", default="1,8,64", help="comma-separated concurrency levels")
+    bench.add_argument("--concurrency", help="comma-separated concurrency levels (default 1,8,64; --mesh: 1,16,64)")
     bench.add_argument("--seconds", type=float, default=5.0, help="duration of each level")
     bench.add_argument("--out", default="bench-results", help="folder for the JSON, markdown and plot")
     bench.set_defaults(func=cmd_bench)

@@ -1,6 +1,6 @@
 """Domain errors that carry their gRPC status by name.
 
-Domain code raises these without importing grpc; `mesh.interceptors` is the one place that turns
+Domain code raises these without importing grpc; `mesh.handlers` is the one place that turns
 them into `context.abort(status, message)`. Messages echo what a caller sent only through
 `quote`, so a 1 MB field can never make a status message too big to deliver.
 """

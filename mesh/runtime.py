@@ -26,16 +26,16 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from mesh.client import ServiceClient
 from mesh.config import ConfigError, MeshSettings
 from mesh.discovery import Instance, Registry, open_registry
-from mesh.interceptors import ErrorMapping, GrpcMetrics
+from mesh.handlers import WrappingRegistrar
 from mesh.logs import configure_logging
-from mesh.telemetry import setup_tracing
+from mesh.telemetry import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +52,16 @@ class ServiceRuntime:
         self.service = service
         self.instance_id = instance_id
         configure_logging(service, instance_id, settings.log_level)
-        self.tracer_provider = setup_tracing(service, instance_id, settings.otlp_endpoint)
+        self.tracing = Tracing(service, instance_id, settings.otlp_endpoint)
         self.registry: Registry = open_registry(settings)
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
-            interceptors=[GrpcMetrics(), ErrorMapping()],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
             ],
         )
+        self._registrar = WrappingRegistrar(self.server, self.tracing)
         self._service_names: list[str] = []
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
@@ -71,13 +71,15 @@ class ServiceRuntime:
 
     def add_servicer(self, add_to_server: Callable[[Any, grpc.aio.Server], None], servicer: Any, full_name: str) -> None:
         """Serve `servicer` (through its generated `add_..._to_server`) as `full_name`
-        (package.Service), with its own health entry and reflection."""
-        add_to_server(servicer, self.server)
+        (package.Service), with its own health entry and reflection; every method is wrapped once
+        (metrics, tracing, errors: mesh.handlers)."""
+        add_to_server(servicer, self._registrar)
         self._service_names.append(full_name)
 
-    def client(self, service: str, stub_factory: Callable[[grpc.aio.Channel], Any]) -> ServiceClient:
-        """A client of another service of the mesh, closed when this one stops."""
-        client = ServiceClient(self.registry, service, stub_factory, self.settings.max_message_bytes)
+    def client(self, service: str, stub_factory: Callable[[grpc.aio.Channel], Any], full_name: str) -> ServiceClient:
+        """A client of another service of the mesh (`full_name`: its package.Service, for
+        traces), closed when this one stops."""
+        client = ServiceClient(self.registry, service, stub_factory, full_name, self.settings.max_message_bytes, self.tracing)
         self.on_stop(client.close)
         return client
 
@@ -92,9 +94,9 @@ class ServiceRuntime:
         self._on_stop.append(callback)
 
     async def start(self) -> Instance:
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._registrar)
         names = [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
-        reflection.enable_server_reflection(names, self.server)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(names), self._registrar)
         for name in ["", *self._service_names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         # Liveness (the process is up and answering) is its own health entry, SERVING from the
@@ -194,7 +196,7 @@ class ServiceRuntime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.registry.close()
-        self.tracer_provider.shutdown()  # flushes pending spans
+        self.tracing.shutdown()
         log.info("stopped")
 
 

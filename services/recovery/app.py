@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
     prober = HealthProber()
     runtime.on_stop(prober.close)
-    supervisor = runtime.client("supervisor", supervisor_pb2_grpc.SupervisorStub)
+    supervisor = runtime.client("supervisor", supervisor_pb2_grpc.SupervisorStub, "scoremesh.v1.Supervisor")
 
     async def probe(state: InstanceState) -> tuple[bool, str]:
         if state.process_gone:
@@ -37,7 +37,7 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
     async def restart(instance: Instance, reason: str) -> None:
         await prober.forget(instance.address)
         await supervisor.call(
-            lambda stub: stub.RestartInstance,
+            "RestartInstance",
             supervisor_pb2.RestartInstanceRequest(instance_id=instance.instance_id, reason=reason),
             timeout=10.0,
         )

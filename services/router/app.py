@@ -18,9 +18,9 @@ TELEMETRY_DROPPED = Counter("scoremesh_router_telemetry_dropped_total", "Telemet
 
 
 async def setup(runtime: ServiceRuntime, settings: RouterSettings) -> Readiness:
-    features = runtime.client("features", features_pb2_grpc.FeatureServiceStub)
-    inference = runtime.client("inference", grpc_service_pb2_grpc.GRPCInferenceServiceStub)
-    monitoring = runtime.client("monitoring", monitoring_pb2_grpc.MonitoringStub)
+    features = runtime.client("features", features_pb2_grpc.FeatureServiceStub, "scoremesh.v1.FeatureService")
+    inference = runtime.client("inference", grpc_service_pb2_grpc.GRPCInferenceServiceStub, "inference.GRPCInferenceService")
+    monitoring = runtime.client("monitoring", monitoring_pb2_grpc.MonitoringStub, "scoremesh.v1.Monitoring")
     buffer = TelemetryBuffer(settings.telemetry_buffer, on_drop=TELEMETRY_DROPPED.inc)
     inference_calls = InferenceCalls(inference)
     catalog = ModelCatalog(inference_calls.replicas, inference_calls.describe, settings.model_catalog_max_age_s)

@@ -49,7 +49,7 @@ class FeaturesCalls:
                 candidates=candidates_to_proto(request.candidates), schema_version=schema_version,
             )
         try:
-            response = await self.client.call(lambda stub: stub.Extract, message, timeout)
+            response = await self.client.call("Extract", message, timeout)
         except UpstreamError as error:
             if error.status == "INVALID_ARGUMENT":
                 raise InvalidArgument(error.upstream_message) from None
@@ -84,7 +84,7 @@ class InferenceCalls:
             choice.model, features.payload, request_id, choice.version,
             parameters={FEATURE_SCHEMA_PARAMETER: features.schema}, shape=(features.rows, features.cols),
         )
-        response = await self.client.call(lambda stub: stub.ModelInfer, message, timeout, eligible=choice.addresses)
+        response = await self.client.call("ModelInfer", message, timeout, eligible=choice.addresses)
         try:
             outputs = decode_response(response)
             members = response.parameters[MEMBER_NAMES_PARAMETER].string_param.split(",")

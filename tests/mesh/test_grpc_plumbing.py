@@ -1,4 +1,5 @@
-"""Interceptors and the client side over real loopback gRPC servers in this process."""
+"""Wrapped method handlers (errors, metrics, undecodable bytes) and the client side over real
+loopback gRPC servers in this process."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from prometheus_client import REGISTRY
 from mesh.client import ServiceClient
 from mesh.discovery import Instance, LocalRegistry
 from domain.errors import InvalidArgument, UpstreamError
-from mesh.interceptors import ErrorMapping, GrpcMetrics
+from mesh.handlers import add_servicer
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
 
 
@@ -35,8 +36,8 @@ class Servicer(monitoring_pb2_grpc.MonitoringServicer):
 
 
 async def _server(name: str = "s") -> tuple[grpc.aio.Server, str]:
-    server = grpc.aio.server(interceptors=[GrpcMetrics(), ErrorMapping()])
-    monitoring_pb2_grpc.add_MonitoringServicer_to_server(Servicer(name), server)
+    server = grpc.aio.server()
+    add_servicer(server, monitoring_pb2_grpc.add_MonitoringServicer_to_server, Servicer(name))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, f"127.0.0.1:{port}"
@@ -90,11 +91,11 @@ def test_client_round_robins_and_fails_over_from_a_dead_instance(tmp_path):
             registry.set_serving(instance, True)
         client = ServiceClient(registry, "monitoring", monitoring_pb2_grpc.MonitoringStub)
         answers = [
-            (await client.call(lambda s: s.GetSLO, monitoring_pb2.GetSLORequest(), timeout=5)).requests
+            (await client.call("GetSLO", monitoring_pb2.GetSLORequest(), timeout=5)).requests
             for _ in range(6)
         ]
         with pytest.raises(UpstreamError) as refused:
-            await client.call(lambda s: s.GetSLO, monitoring_pb2.GetSLORequest(model_name="bad"), timeout=5)
+            await client.call("GetSLO", monitoring_pb2.GetSLORequest(model_name="bad"), timeout=5)
         await client.close()
         for server in (live_a, live_b):
             await server.stop(0)
@@ -109,7 +110,7 @@ def test_client_without_instances_is_unavailable(tmp_path):
     async def scenario():
         client = ServiceClient(LocalRegistry(tmp_path), "monitoring", monitoring_pb2_grpc.MonitoringStub)
         with pytest.raises(UpstreamError) as raised:
-            await client.call(lambda s: s.GetSLO, monitoring_pb2.GetSLORequest(), timeout=1)
+            await client.call("GetSLO", monitoring_pb2.GetSLORequest(), timeout=1)
         return raised.value
 
     error = asyncio.run(scenario())

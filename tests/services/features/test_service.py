@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 
-from mesh.interceptors import ErrorMapping, GrpcMetrics
+from mesh.handlers import add_servicer
 from scoremesh.v1 import features_pb2, features_pb2_grpc
 from mesh.common_messages import candidates_to_proto, context_to_proto
 from services.features import converters
@@ -49,8 +49,8 @@ def serve_and_call(feature_dir, calls, store=None, max_candidates=1000):
     async def scenario():
         online = store or SqliteStore(feature_dir / "online.sqlite")
         extractor = FeatureExtractor(SchemaVersions(SchemaStore(feature_dir), "ads"), Enricher(online, 1.0), max_candidates)
-        server = grpc.aio.server(interceptors=[GrpcMetrics(), ErrorMapping()])
-        features_pb2_grpc.add_FeatureServiceServicer_to_server(FeatureServicer(extractor), server)
+        server = grpc.aio.server()
+        add_servicer(server, features_pb2_grpc.add_FeatureServiceServicer_to_server, FeatureServicer(extractor))
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:

@@ -1,0 +1,219 @@
+"""Every method a service serves, wrapped once when it is registered: metrics, tracing, the
+mapping of errors to statuses and the refusal of undecodable bytes. No server interceptor: what
+an interceptor decides and rebuilds on every call is decided here once per method.
+
+- Domain errors (`domain.errors`) become their gRPC status, with the ErrorInfo they carry; any
+  other exception is logged in full once and answered INTERNAL with a generic message and the
+  trace id. Status messages are capped, so no error outgrows what a client accepts in a trailer.
+- Request bytes that do not parse as the method's message (truncated, invalid UTF-8 in a string
+  field, ...) get INVALID_ARGUMENT naming the message type, counted, with no traceback in the
+  log (grpc itself would log one and answer UNKNOWN).
+- Metrics: grpc_server_started_total, grpc_server_handled_total (by code) and the
+  grpc_server_handling_seconds histogram, label children bound once per method.
+- Tracing (mesh.telemetry) for every method except health checks and reflection.
+
+`WrappingRegistrar` stands in for the server when generated `add_..._to_server` functions
+register a servicer, so each servicer is wrapped as it is added.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from domain.errors import InvalidArgument, MeshError
+from mesh.metrics import LATENCY_BUCKETS
+from mesh.status_details import error_info_trailer
+from mesh.telemetry import Tracing, current_trace_id
+
+log = logging.getLogger(__name__)
+
+# A status message travels in the grpc-message trailer; clients refuse trailers over 8 KiB.
+MAX_STATUS_MESSAGE = 1024
+NOT_TRACED = ("grpc.health.v1.", "grpc.reflection.")
+
+RPC_STARTED = Counter("grpc_server_started_total", "RPCs started on the server.", ["grpc_type", "grpc_service", "grpc_method"])
+RPC_HANDLED = Counter(
+    "grpc_server_handled_total", "RPCs completed on the server, whatever their status.", ["grpc_type", "grpc_service", "grpc_method", "grpc_code"]
+)
+RPC_SECONDS = Histogram(
+    "grpc_server_handling_seconds", "Time from receiving an RPC to finishing it, in seconds.",
+    ["grpc_type", "grpc_service", "grpc_method"], buckets=LATENCY_BUCKETS,
+)
+UNDECODABLE = Counter(
+    "scoremesh_grpc_undecodable_requests_total",
+    "Requests whose bytes did not parse as the method's request message (answered INVALID_ARGUMENT).",
+    ["grpc_service", "grpc_method"],
+)
+KINDS = (
+    ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    ("stream_stream", grpc.stream_stream_rpc_method_handler),
+)
+
+
+class Undecodable:
+    """Stands in for a request message whose bytes did not parse."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserializer):
+    """The deserializer, returning `Undecodable` instead of raising."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as error:  # DecodeError, invalid UTF-8, ...: whatever the parser raises
+            return Undecodable(error)
+
+    return deserialize
+
+
+def _message_name(deserializer) -> str:
+    descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+    return getattr(descriptor, "full_name", "request")
+
+
+def _capped(message: str) -> str:
+    return message if len(message) <= MAX_STATUS_MESSAGE else message[: MAX_STATUS_MESSAGE - 16] + "... (truncated)"
+
+
+class _Method:
+    """What one method's wrapper needs, prepared once."""
+
+    def __init__(self, full_method: str, kind: str, handler: grpc.RpcMethodHandler, tracing: Tracing | None) -> None:
+        _, service, method = full_method.split("/", 2)
+        self.full_method = full_method
+        self.started = RPC_STARTED.labels(kind, service, method)
+        self.seconds = RPC_SECONDS.labels(kind, service, method)
+        self._handled_labels = (kind, service, method)
+        self._handled: dict[str, Any] = {}
+        self.undecodable = UNDECODABLE.labels(service, method)
+        self.message_name = _message_name(handler.request_deserializer)
+        self.tracing = tracing if tracing is not None and not full_method.startswith(tuple("/" + p for p in NOT_TRACED)) else None
+
+    def handled(self, code: str) -> None:
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled[code] = RPC_HANDLED.labels(*self._handled_labels, code)
+        child.inc()
+
+    def refuse(self, request: Undecodable) -> InvalidArgument:
+        self.undecodable.inc()
+        return InvalidArgument(f"request: the bytes are not a valid {self.message_name} message ({type(request.error).__name__})")
+
+    async def fail(self, error: BaseException, context: grpc.aio.ServicerContext) -> None:
+        """Answer `error` with its status (context.abort raises AbortError)."""
+        if isinstance(error, MeshError):
+            code = grpc.StatusCode[error.status]
+            message = _capped(error.message)
+            await context.abort(code, message, error_info_trailer(code, message, error.reason, error.info) if error.reason else ())
+        log.error("unexpected error in %s", self.full_method, exc_info=error)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {self.full_method}; see the server log (trace id {current_trace_id()})")
+
+
+def _code(context: grpc.aio.ServicerContext, default: str) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else default
+
+
+def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Tracing | None) -> grpc.RpcMethodHandler:
+    kind, factory = next((k, f) for k, f in KINDS if getattr(handler, k) is not None)
+    behaviour = getattr(handler, kind)
+    m = _Method(full_method, kind, handler, tracing)
+    streaming_request = kind.startswith("stream_")
+
+    async def checked(requests):
+        async for request in requests:
+            if isinstance(request, Undecodable):
+                raise m.refuse(request)
+            yield request
+
+    if inspect.isasyncgenfunction(behaviour):  # server streaming: each step runs under the guard
+
+        async def wrapped(request, context):
+            m.started.inc()
+            started = time.perf_counter()
+            span = m.tracing.start_server_span(full_method, context.invocation_metadata()) if m.tracing else None
+            code = "OK"
+            try:
+                if streaming_request:
+                    request = checked(request)
+                elif isinstance(request, Undecodable):
+                    raise m.refuse(request)
+                async for item in behaviour(request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                code = _code(context, "UNKNOWN")
+                raise
+            except Exception as error:
+                code = error.status if isinstance(error, MeshError) else "INTERNAL"
+                await m.fail(error, context)
+            finally:
+                m.seconds.observe(time.perf_counter() - started)
+                m.handled(code)
+                if span is not None:
+                    m.tracing.end(span, code)
+
+    else:
+
+        async def wrapped(request, context):
+            m.started.inc()
+            started = time.perf_counter()
+            span = m.tracing.start_server_span(full_method, context.invocation_metadata()) if m.tracing else None
+            code = "OK"
+            try:
+                if streaming_request:
+                    return await behaviour(checked(request), context)
+                if isinstance(request, Undecodable):
+                    raise m.refuse(request)
+                return await behaviour(request, context)
+            except grpc.aio.AbortError:
+                code = _code(context, "UNKNOWN")
+                raise
+            except Exception as error:
+                code = error.status if isinstance(error, MeshError) else "INTERNAL"
+                await m.fail(error, context)
+            finally:
+                m.seconds.observe(time.perf_counter() - started)
+                m.handled(code)
+                if span is not None:
+                    m.tracing.end(span, code)
+
+    return factory(wrapped, request_deserializer=_tolerant(handler.request_deserializer), response_serializer=handler.response_serializer)
+
+
+class WrappingRegistrar:
+    """Pass this where generated code expects the server (`add_FooServicer_to_server(servicer,
+    registrar)`): every method is wrapped once and registered on the real server."""
+
+    def __init__(self, server: grpc.aio.Server, tracing: Tracing | None = None) -> None:
+        self.server = server
+        self.tracing = tracing
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        """Generated code registers each servicer twice, as a generic handler and as registered
+        method handlers; the second carries everything, so the first is not needed."""
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        wrapped = {name: wrap_handler(f"/{service}/{name}", handler, self.tracing) for name, handler in handlers.items()}
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
+        self.server.add_registered_method_handlers(service, wrapped)
+
+
+def add_servicer(server: grpc.aio.Server, add_to_server: Callable[[Any, Any], None], servicer: Any, tracing: Tracing | None = None) -> None:
+    """Register `servicer` on `server` with every method wrapped (also for tests and benchmarks)."""
+    add_to_server(servicer, WrappingRegistrar(server, tracing))

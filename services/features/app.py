@@ -19,7 +19,7 @@ async def setup(runtime: ServiceRuntime, settings: FeatureSettings) -> Readiness
     if store is not None:
         runtime.on_stop(lambda: asyncio.to_thread(store.close))
     schemas = SchemaVersions(SchemaStore(settings.feature_dir), settings.schema_name)
-    extractor = FeatureExtractor(schemas, Enricher(store, settings.store_timeout_ms / 1000), settings.max_candidates)
+    extractor = FeatureExtractor(schemas, Enricher(store, settings.store_timeout_ms / 1000, settings.store_cache_ttl_s, settings.store_cache_entries), settings.max_candidates)
     runtime.add_servicer(features_pb2_grpc.add_FeatureServiceServicer_to_server, FeatureServicer(extractor), "scoremesh.v1.FeatureService")
 
     async def ready() -> bool:

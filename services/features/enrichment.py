@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from prometheus_client import Counter
 
 from domain.features.raw import RawBatch, merge_lookups
-from domain.features.store.base import OnlineStore
+from domain.features.store.base import KINDS, OnlineStore
 
 log = logging.getLogger(__name__)
 
 LOOKUPS = Counter("scoremesh_feature_store_lookups_total", "Online store lookups by kind and outcome.", ["kind", "outcome"])
+CACHE = Counter("scoremesh_feature_store_cache_total", "Id lookups answered from the in-process cache (hit) or the store (miss).", ["kind", "outcome"])
 DEGRADED = Counter("scoremesh_feature_store_degraded_total", "Requests answered with store defaults, by reason.", ["reason"])
 
 
@@ -31,38 +32,76 @@ class LookupStatus:
     misses: int = 0
 
 
+_ABSENT = None  # cached: the store holds no entity with this id
+
+
 class Enricher:
-    def __init__(self, store: OnlineStore | None, timeout_s: float = 0.05) -> None:
+    """Store lookups behind an in-process TTL cache (cachetools): ids seen within `cache_ttl_s`
+    are answered from memory, on the event loop, with no thread hop; only the others are fetched
+    from the store, in a worker thread under the time budget. Absent ids are cached too. A store
+    update reaches requests within the TTL."""
+
+    def __init__(self, store: OnlineStore | None, timeout_s: float = 0.05, cache_ttl_s: float = 60.0, cache_entries: int = 100_000) -> None:
         self.store = store
         self.timeout_s = timeout_s
+        self._cache = {kind: TTLCache(maxsize=cache_entries, ttl=cache_ttl_s) for kind in KINDS} if cache_ttl_s > 0 else None
+        self._counts = {(kind, outcome): LOOKUPS.labels(kind, outcome) for kind in KINDS for outcome in ("hit", "miss")}
+        self._cache_counts = {(kind, outcome): CACHE.labels(kind, outcome) for kind in KINDS for outcome in ("hit", "miss")}
 
-    def _fetch(self, ad_ids: list[str], user_ids: list[str]) -> tuple[dict, dict]:
-        return self.store.get_many("ad", ad_ids), self.store.get_many("user", user_ids)
+    def _fetch(self, wanted: dict[str, list[str]]) -> dict[str, dict]:
+        return {kind: self.store.get_many(kind, ids) if ids else {} for kind, ids in wanted.items()}
 
     async def enrich(self, batch: RawBatch, budget_s: float | None = None) -> tuple[RawBatch, LookupStatus]:
         if self.store is None or len(batch) == 0:
             return batch, LookupStatus()
-        ad_ids = sorted({str(a) for a in batch.ad_id if a})
-        user_ids = sorted({str(u) for u in batch.user_id if u})
+        asked = {"ad": set(batch.ad_id.tolist()), "user": set(batch.user_id.tolist())}
+        found: dict[str, dict] = {"ad": {}, "user": {}}
+        wanted: dict[str, list[str]] = {"ad": [], "user": []}
+        for kind, ids in asked.items():
+            ids.discard("")
+            cache = self._cache[kind] if self._cache is not None else {}
+            for entity_id in ids:
+                value = cache.get(entity_id, cache)  # the cache itself stands for "not cached"
+                if value is cache:
+                    wanted[kind].append(entity_id)
+                elif value is not _ABSENT:
+                    found[kind][entity_id] = value
+            self._cache_counts[(kind, "hit")].inc(len(ids) - len(wanted[kind]))
+            self._cache_counts[(kind, "miss")].inc(len(wanted[kind]))
+        status = None
+        if wanted["ad"] or wanted["user"]:
+            status = await self._fetch_missing(wanted, found, budget_s)
+        hits = len(found["ad"]) + len(found["user"])
+        total = len(asked["ad"]) + len(asked["user"])
+        for kind in KINDS:
+            self._counts[(kind, "hit")].inc(len(found[kind]))
+            self._counts[(kind, "miss")].inc(len(asked[kind]) - len(found[kind]))
+        merged = merge_lookups(batch, found["ad"], found["user"]) if hits else batch
+        return merged, status or LookupStatus(False, "", hits, total - hits)
+
+    async def _fetch_missing(self, wanted: dict[str, list[str]], found: dict[str, dict], budget_s: float | None) -> LookupStatus | None:
+        """Fetch what the cache lacks; None when it went well, else the degraded status (the
+        cached values found so far still apply)."""
         timeout = self.timeout_s if budget_s is None else max(0.0, min(self.timeout_s, budget_s))
-        started = time.perf_counter()
         try:
-            ads, users = await asyncio.wait_for(asyncio.to_thread(self._fetch, ad_ids, user_ids), timeout)
+            fetched = await asyncio.wait_for(asyncio.to_thread(self._fetch, wanted), timeout)
         except TimeoutError:
-            return self._degraded(batch, "timeout", f"online store did not answer within {timeout * 1000:.0f} ms")
+            return self._degraded("timeout", f"online store did not answer within {timeout * 1000:.0f} ms")
         except Exception as error:  # store down, connection refused, corrupt file...
             log.warning("online store lookup failed: %s", error)
-            return self._degraded(batch, "error", f"online store unavailable: {type(error).__name__}")
-        hits = sum(1 for a in ad_ids if a in ads) + sum(1 for u in user_ids if u in users)
-        misses = len(ad_ids) + len(user_ids) - hits
-        for kind, asked, found in (("ad", ad_ids, ads), ("user", user_ids, users)):
-            LOOKUPS.labels(kind, "hit").inc(sum(1 for i in asked if i in found))
-            LOOKUPS.labels(kind, "miss").inc(sum(1 for i in asked if i not in found))
-        log.debug("store lookups: %d hits, %d misses in %.1f ms", hits, misses, (time.perf_counter() - started) * 1000)
-        return merge_lookups(batch, ads, users), LookupStatus(False, "", hits, misses)
+            return self._degraded("error", f"online store unavailable: {type(error).__name__}")
+        for kind, ids in wanted.items():
+            cache = self._cache[kind] if self._cache is not None else None
+            for entity_id in ids:
+                value = fetched[kind].get(entity_id, _ABSENT)
+                if cache is not None:
+                    cache[entity_id] = value
+                if value is not _ABSENT:
+                    found[kind][entity_id] = value
+        return None
 
     @staticmethod
-    def _degraded(batch: RawBatch, reason: str, message: str) -> tuple[RawBatch, LookupStatus]:
+    def _degraded(reason: str, message: str) -> LookupStatus:
         DEGRADED.labels(reason).inc()
         LOOKUPS.labels("all", reason).inc()
-        return batch, LookupStatus(True, message)
+        return LookupStatus(True, message)

@@ -24,3 +24,10 @@ class FeatureSettings(MeshSettings):
 
     store_timeout_ms: float = 50.0
     """Longest a request waits for the online store before using the schema's defaults."""
+
+    store_cache_ttl_s: float = 60.0
+    """How long store values (and the absence of an id) are reused from memory; a store update
+    reaches requests within this time. 0 = every request asks the store."""
+
+    store_cache_entries: int = 100_000
+    """Most ids per kind (ad, user) the in-process cache holds (least recently used go first)."""

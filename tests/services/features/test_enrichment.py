@@ -67,3 +67,36 @@ def test_a_dead_redis_degrades_instead_of_failing():
     assert status.degraded and "online store unavailable" in status.reason
 
 
+
+
+class CountingStore(OnlineStore):
+    def __init__(self, tables):
+        self.tables, self.asked = tables, []
+
+    def get_many(self, kind, ids):
+        self.asked.append((kind, sorted(ids)))
+        return {i: self.tables[kind][i] for i in ids if i in self.tables[kind]}
+
+    def put_many(self, kind, rows):
+        return 0
+
+
+def test_the_cache_answers_repeated_ids_without_the_store_until_its_ttl():
+    store = CountingStore({"ad": {"ad1": {"ad_ctr": 0.25}}, "user": {}})
+    enricher = Enricher(store, timeout_s=1.0, cache_ttl_s=0.2)
+
+    async def twice():
+        first = await enricher.enrich(BATCH)
+        second = await enricher.enrich(BATCH)
+        store.tables["ad"]["ad1"] = {"ad_ctr": 0.5}
+        cached = await enricher.enrich(BATCH)
+        await asyncio.sleep(0.25)  # past the TTL: the store's new value arrives
+        return first, second, cached, await enricher.enrich(BATCH)
+
+    first, second, cached, fresh = asyncio.run(twice())
+    # ad1 found, ad2 and u1 absent: the absences are cached as well, so the second call asks nothing.
+    assert store.asked == [("ad", ["ad1", "ad2"]), ("user", ["u1"]), ("ad", ["ad1", "ad2"]), ("user", ["u1"])]
+    for enriched, status in (first, second, cached):
+        assert not status.degraded and (status.hits, status.misses) == (1, 2)
+        assert enriched.ad_ctr[0] == 0.25 and np.isnan(enriched.ad_ctr[1])
+    assert fresh[0].ad_ctr[0] == 0.5

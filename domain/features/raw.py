@@ -20,6 +20,10 @@ NUMERIC_FIELDS = ("age", "hour", "day_of_week", "bid_amount", "quality_score", "
 # Filled from the online feature store, keyed by ad_id / user_id.
 AD_LOOKUPS = ("ad_ctr",)
 USER_LOOKUPS = ("user_clicks_7d",)
+# Columns that hold one value for every row of a serving request: the context, broadcast to each
+# candidate, and what the store knows of its one user (FeatureSchema.transform computes features
+# of these once per request).
+SHARED_BY_REQUEST = frozenset(("data_type", "user_id", "age", "gender", "location", "device_type", "hour", "day_of_week", "page_type", *USER_LOOKUPS))
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,11 @@ class RawBatch:
         return RawBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
 
+_NOTHING: Entity = {}
+
+
 def _column(keys: np.ndarray, table: dict[str, Entity], field: str) -> np.ndarray:
-    distinct, inverse = np.unique(keys.astype(str), return_inverse=True)
-    values = np.array([table.get(k, {}).get(field, np.nan) for k in distinct], dtype=np.float64)
-    return values[inverse]
+    return np.array([table.get(k, _NOTHING).get(field, np.nan) for k in keys.tolist()], dtype=np.float64)
 
 
 def merge_lookups(batch: RawBatch, ads: dict[str, Entity], users: dict[str, Entity]) -> RawBatch:

@@ -10,7 +10,7 @@ import numpy as np
 
 from domain.errors import FailedPrecondition, NotFound, quote
 from services.features.enrichment import Enricher, LookupStatus
-from domain.features.raw import RawBatch
+from domain.features.raw import SHARED_BY_REQUEST, RawBatch
 from domain.request import CandidateColumns, Context, validate
 from domain.features.schema import FeatureSchema, SchemaError
 from domain.features.schema_store import SchemaStore
@@ -70,4 +70,4 @@ class FeatureExtractor:
         batch = RawBatch.from_request(context, candidates)
         schema.validate(batch)
         batch, lookups = await self.enricher.enrich(batch, budget_s)
-        return Extraction(schema.transform(batch), schema, lookups)
+        return Extraction(schema.transform(batch, shared=SHARED_BY_REQUEST), schema, lookups)

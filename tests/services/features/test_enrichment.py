@@ -100,3 +100,14 @@ def test_the_cache_answers_repeated_ids_without_the_store_until_its_ttl():
         assert not status.degraded and (status.hits, status.misses) == (1, 2)
         assert enriched.ad_ctr[0] == 0.25 and np.isnan(enriched.ad_ctr[1])
     assert fresh[0].ad_ctr[0] == 0.5
+
+
+def test_the_ttl_cache_expires_entries_and_stays_bounded():
+    from services.features.enrichment import TtlCache, _NOT_CACHED
+
+    cache = TtlCache(ttl_s=10.0, capacity=20)
+    cache.put("a", 1, now=100.0)
+    assert cache.get("a", now=109.9) == 1 and cache.get("a", now=110.0) is _NOT_CACHED
+    for i in range(25):
+        cache.put(f"k{i}", i, now=100.0)
+    assert len(cache) <= 20 and cache.get("k24", now=101.0) == 24 and cache.get("a", now=101.0) is _NOT_CACHED

@@ -3,7 +3,8 @@
 Policy (documented in the README):
 - Greedy when idle: a request that finds the executor idle and nothing else coming is run at
   once, so at low load nobody waits for a batch to fill (the originals' flaw: 100 ms for a lone
-  request). While a batch runs, new requests queue and form the next batch.
+  request); when batches run on the event loop (the CPU path) it runs right in the caller's
+  task. While a batch runs, new requests queue and form the next batch.
 - Waiting for more rows only pays when more are expected soon. The batcher keeps two EWMAs: the
   gap between arrivals, and the share of arrivals that came while other requests were still in
   flight (independent traffic, as opposed to one closed-loop caller whose next request only
@@ -104,6 +105,8 @@ class DynamicBatcher:
             self._gap_ewma_s = gap if self._gap_ewma_s == float("inf") else 0.8 * self._gap_ewma_s + 0.2 * gap
         self._last_arrival = now
         self._overlap_ewma = 0.8 * self._overlap_ewma + 0.2 * (1.0 if self.in_flight > 0 else 0.0)
+        if self.policy.inline and self.in_flight == 0:
+            return self._run_now(x, rows)
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(x, deadline, now, future))
         self._queued_rows += rows
@@ -113,6 +116,21 @@ class DynamicBatcher:
             return await future
         finally:
             self._track(-1)
+
+    def _run_now(self, x: torch.Tensor, rows: int) -> tuple[Outputs, Timing]:
+        """Nothing queued or running and batches run on the loop: compute in the caller's own
+        task, with no queue, future or worker wake-up (no one can arrive meanwhile)."""
+        self._track(+1)
+        try:
+            started = time.monotonic()
+            outputs = self.run(x)
+            compute = time.monotonic() - started
+        finally:
+            self._track(-1)
+        if self.on_batch is not None:
+            self.on_batch(rows, compute)
+        self._adapt(compute)
+        return outputs, Timing(0.0, compute, rows)
 
     async def _run_alone(self, x: torch.Tensor, deadline: float | None) -> tuple[Outputs, Timing]:
         """A request bigger than a batch runs by itself, in slices of max_batch_rows."""

@@ -9,6 +9,7 @@ import numpy as np
 from domain.request import CandidateColumns, Context
 from mesh.common_messages import candidates_from_proto, candidates_to_proto, context_from_proto, context_to_proto
 from scoremesh.v1 import monitoring_pb2, router_pb2
+from services.router import postprocess
 from services.router.routing import Route
 from services.router.scoring import ScoreRequest, ScoreResult
 
@@ -38,17 +39,16 @@ def score_response(result: ScoreResult, trace_id: str) -> router_pb2.ScoreRespon
         feature_schema_version=result.schema_version,
         features_degraded=result.features_degraded,
     )
-    for c in result.candidates:
-        response.candidates.append(
-            router_pb2.CandidateScore(
-                ad_id=c.ad_id,
-                score=c.score,
-                member_scores=[router_pb2.MemberScore(member=n, score=s) for n, s in c.member_scores],
-                confidence=c.confidence,
-                bid=c.bid,
-                explanation=c.explanation,
-            )
-        )
+    members = result.member_names
+    used = postprocess.members_used(members)
+    add = response.candidates.add  # in place: no intermediate message per candidate
+    for ad_id, score, confidence, bid, member_scores in zip(
+        result.ad_ids, result.score.tolist(), result.confidence.tolist(), result.bid.tolist(), result.member_scores.tolist()
+    ):
+        candidate = add(ad_id=ad_id, score=score, confidence=confidence, bid=bid, explanation=postprocess.explanation(score, confidence, used))
+        add_member = candidate.member_scores.add
+        for member, value in zip(members, member_scores):
+            add_member(member=member, score=value)
     return response
 
 
@@ -62,5 +62,5 @@ def explain_response(route: Route) -> router_pb2.ExplainRouteResponse:
 
 def telemetry_to_proto(batch: list[dict]) -> monitoring_pb2.ReportRequest:
     return monitoring_pb2.ReportRequest(
-        records=[monitoring_pb2.TelemetryRecord(**{**r, "scores": [float(s) for s in np.asarray(r["scores"])]}) for r in batch]
+        records=[monitoring_pb2.TelemetryRecord(**{**r, "scores": np.asarray(r["scores"], dtype=np.float64).tolist()}) for r in batch]
     )

@@ -29,5 +29,10 @@ def bids(context: Context, scores: np.ndarray, bid_amount: np.ndarray, quality: 
     return np.round(bid_amount * adjusted * quality, 3)
 
 
-def explanation(score: float, confidence: float, members: list[str]) -> str:
-    return f"score {score:.4f}, confidence {confidence:.4f}, members {', '.join(members)}"
+def members_used(members: list[str]) -> str:
+    """The explanation's member part, the same for every candidate of a response."""
+    return ", ".join(members)
+
+
+def explanation(score: float, confidence: float, members_used: str) -> str:
+    return f"score {score:.4f}, confidence {confidence:.4f}, members {members_used}"

@@ -60,26 +60,27 @@ class Inference:
     confidence: np.ndarray
 
 
-@dataclass(frozen=True)
-class ScoredCandidate:
-    ad_id: str
-    score: float
-    member_scores: list[tuple[str, float]]
-    confidence: float
-    bid: float
-    explanation: str
-
-
 @dataclass
 class ScoreResult:
+    """Per candidate, as columns (row i is candidate i of the request): no object per candidate
+    on the hot path; the converter writes the response in one pass."""
+
     request_id: str
     route: Route
     model_name: str
     model_version: str
     schema_version: str
-    candidates: list[ScoredCandidate]
+    ad_ids: list[str]
+    member_names: list[str]
+    score: np.ndarray
+    member_scores: np.ndarray
+    confidence: np.ndarray
+    bid: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
     features_degraded: bool = False
+
+    def __len__(self) -> int:
+        return len(self.ad_ids)
 
 
 # extract(request, schema_version, timeout_s)
@@ -131,7 +132,7 @@ class ScoringPipeline:
             self._report(request, route.model, model_version, error.status, started, timings, [])
             raise
         result.timings_ms = timings
-        self._report(request, route.model, model_version, "OK", started, timings, [c.score for c in result.candidates])
+        self._report(request, route.model, model_version, "OK", started, timings, result.score)
         return result
 
     @staticmethod
@@ -149,22 +150,9 @@ class ScoringPipeline:
             np.asarray(candidates.bid_amount, dtype=np.float64),
             np.asarray(candidates.quality_score, dtype=np.float64),
         )
-        scored = []
-        for i, ad_id in enumerate(candidates.ad_id):
-            score = float(inference.score[i])
-            confidence = float(inference.confidence[i])
-            scored.append(
-                ScoredCandidate(
-                    ad_id=ad_id,
-                    score=score,
-                    member_scores=[(name, float(inference.member_scores[i, k])) for k, name in enumerate(inference.member_names)],
-                    confidence=confidence,
-                    bid=float(bid[i]),
-                    explanation=postprocess.explanation(score, confidence, inference.member_names),
-                )
-            )
         return ScoreResult(
-            request.request_id, route, inference.model_name, inference.model_version, features.schema_version, scored,
+            request.request_id, route, inference.model_name, inference.model_version, features.schema_version,
+            list(candidates.ad_id), inference.member_names, inference.score, inference.member_scores, inference.confidence, bid,
             features_degraded=features.degraded,
         )
 

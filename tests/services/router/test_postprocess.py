@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from domain.request import Context
-from services.router.postprocess import bids, explanation, score_multiplier
+from services.router.postprocess import bids, explanation, members_used, score_multiplier
 
 
 @pytest.mark.parametrize(
@@ -33,4 +33,4 @@ def test_bid_rounds_and_caps_the_adjusted_score():
 
 
 def test_explanation_lists_score_confidence_members():
-    assert explanation(0.12345, 0.9, ["a", "b"]) == "score 0.1235, confidence 0.9000, members a, b"
+    assert explanation(0.12345, 0.9, members_used(["a", "b"])) == "score 0.1235, confidence 0.9000, members a, b"

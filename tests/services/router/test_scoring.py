@@ -9,6 +9,7 @@ import pytest
 
 from domain.errors import InvalidArgument, ModelError, UpstreamError
 from domain.request import CandidateColumns, Context
+from services.router.converters import score_response
 from services.router.model_catalog import ModelCatalog, ModelDescription
 from services.router.scoring import Features, Inference, ScoreRequest, ScoringPipeline
 from services.router.telemetry_buffer import TelemetryBuffer
@@ -63,9 +64,14 @@ def test_score_routes_extracts_with_the_models_schema_infers_and_post_processes(
         ("infer", "cvr_ensemble", "4", "ads/5", ["10.0.0.1:1"]),
     ]
     assert (result.model_name, result.model_version, result.route.name, result.schema_version) == ("cvr_ensemble", "4", "conversion", "5")
-    first, second = result.candidates
-    assert first.member_scores == [("m1", pytest.approx(0.1)), ("m2", pytest.approx(0.3))]
-    assert first.bid == round(2.0 * 0.2 * 0.5, 3) and second.bid == round(4.0 * 0.8 * 1.0, 3)
+    assert result.ad_ids == ["a", "b"] and result.member_names == ["m1", "m2"]
+    assert result.member_scores[0].tolist() == [pytest.approx(0.1), pytest.approx(0.3)]
+    assert result.bid.tolist() == [round(2.0 * 0.2 * 0.5, 3), round(4.0 * 0.8 * 1.0, 3)]
+    response = score_response(result, "ab" * 16)
+    first = response.candidates[0]
+    assert (first.ad_id, first.score, first.bid) == ("a", pytest.approx(0.2), 0.2)
+    assert [(m.member, m.score) for m in first.member_scores] == [("m1", pytest.approx(0.1)), ("m2", pytest.approx(0.3))]
+    assert first.explanation == "score 0.2000, confidence 0.9000, members m1, m2"
     (record,) = run(_drain(buffer))
     assert record["status"] == "OK" and record["model_name"] == "cvr_ensemble" and record["candidates"] == 2
 
@@ -83,8 +89,6 @@ def test_the_catalog_is_asked_once_and_reused():
 
 
 def test_a_degraded_feature_store_is_reported_in_the_response():
-    from services.router.converters import score_response
-
     calls = []
     scorer, _ = pipeline(calls)
     original = scorer.extract

@@ -83,7 +83,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if not status.running:
             print(f"no mesh running with state in {settings.state_dir}")
         for i in status.instances:
-            print(f"{i.service:<11} {i.id:<13} {i.address or '-':<21} {i.status:<14} {i.metrics}")
+            print(f"{i.service:<11} {i.id:<13} {i.address or '-':<21} {i.status:<14} {i.workers:>2} worker{'s' if i.workers > 1 else ' '} {i.metrics}")
     return 0 if status.healthy else 1
 
 

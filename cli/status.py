@@ -26,6 +26,7 @@ class InstanceStatus:
     healthy: bool
     status: str
     planned: bool
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ async def collect_status(settings: MeshSettings) -> MeshStatus:
     planned_ids = {instance_id for _, instance_id in planned or ()}
     instances = [
         InstanceStatus(s.instance.service, s.instance.instance_id, s.instance.address, s.instance.metrics_url,
-                       status == "SERVING", status, s.instance.instance_id in planned_ids or s.instance.service == "supervisor")
+                       status == "SERVING", status, s.instance.instance_id in planned_ids or s.instance.service == "supervisor",
+                       s.instance.workers)
         for s, status in zip(states, probes)
     ]
     registered = {i.id for i in instances}

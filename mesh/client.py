@@ -73,8 +73,9 @@ class ServiceClient:
             self._resolved_at = now
         return self._resolved
 
-    def stub(self, address: str) -> Any:
-        """A stub for one address (the next of its channels, round-robin)."""
+    def stub(self, address: str, workers: int = 1) -> Any:
+        """A stub for one address (the next of its channels, round-robin); an instance with
+        several workers gets that many times more channels."""
         entry = self._channels.get(address)
         if entry is None:
             options = [
@@ -82,7 +83,7 @@ class ServiceClient:
                 ("grpc.max_send_message_length", self.max_message_bytes),
                 ("grpc.use_local_subchannel_pool", 1),
             ]
-            channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(self.channels_per_address)]
+            channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(self.channels_per_address * max(1, workers))]
             entry = self._channels[address] = (channels, itertools.cycle([self.stub_factory(c) for c in channels]))
         return next(entry[1])
 
@@ -106,7 +107,7 @@ class ServiceClient:
                 break
             span, metadata = self.tracing.start_client_span(f"/{self.full_name}/{method}") if self.tracing else (None, ())
             try:
-                response = await getattr(self.stub(instance.address), method)(request, timeout=left, metadata=metadata)
+                response = await getattr(self.stub(instance.address, instance.workers), method)(request, timeout=left, metadata=metadata)
             except grpc.aio.AioRpcError as error:
                 if self.tracing:
                     self.tracing.end_client_span(span, error.code().name)

@@ -133,6 +133,11 @@ class MeshSettings(BaseSettings):
     max_message_bytes: int = 4 * 1024 * 1024
     """Largest gRPC message a server accepts; bigger ones get RESOURCE_EXHAUSTED."""
 
+    workers: int = Field(default=0, ge=0)
+    """Worker processes serving this instance on its one port (SO_REUSEPORT), for every core;
+    0 = picked for the machine by the service (one per few cores; one on a 2-core machine,
+    where more processes only add wake-ups)."""
+
     readiness_interval_s: float = 1.0
     """How often a service re-checks whether it can do its job (its health follows)."""
 

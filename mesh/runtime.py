@@ -28,7 +28,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from google.protobuf.internal import api_implementation
-from prometheus_client import Info, start_http_server
+from prometheus_client import Gauge, start_http_server
 from pydantic import ValidationError
 
 from mesh.client import ServiceClient
@@ -47,7 +47,12 @@ S = TypeVar("S", bound=MeshSettings)
 Readiness = Callable[[], Awaitable[bool]]
 
 
-RUNTIME_INFO = Info("scoremesh_runtime", "How this process runs: protobuf implementation, event loop.")
+RUNTIME_INFO = Gauge(
+    "scoremesh_runtime_info", "How this process runs (value 1): protobuf implementation, event loop.", ["protobuf", "event_loop"],
+    multiprocess_mode="max",
+)
+# What a worker tells its manager on stdout (mesh.workers).
+WORKER_SERVING, WORKER_NOT_SERVING = "SERVING", "NOT_SERVING"
 
 
 def describe_runtime() -> dict[str, str]:
@@ -55,7 +60,7 @@ def describe_runtime() -> dict[str, str]:
     an order of magnitude slower) and the event loop. Logged and exported as an Info metric."""
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     info = {"protobuf": api_implementation.Type(), "event_loop": loop}
-    RUNTIME_INFO.info(info)
+    RUNTIME_INFO.labels(info["protobuf"], info["event_loop"]).set(1)
     if info["protobuf"] != "upb":
         log.warning("protobuf runs its %s implementation, not upb: every message costs several times more", info["protobuf"])
     else:
@@ -64,12 +69,18 @@ def describe_runtime() -> dict[str, str]:
 
 
 class ServiceRuntime:
-    def __init__(self, settings: MeshSettings, service: str, instance_id: str) -> None:
+    """One serving process. As worker `worker` of an instance (mesh.workers), it shares the
+    instance's port (SO_REUSEPORT) and leaves registration, metrics and readiness reports to the
+    instance's manager process: its health goes to the manager as lines on stdout."""
+
+    def __init__(self, settings: MeshSettings, service: str, instance_id: str, worker: int | None = None) -> None:
         self.settings = settings
         self.service = service
         self.instance_id = instance_id
-        configure_logging(service, instance_id, settings.log_level)
-        self.tracing = Tracing(service, instance_id, settings.otlp_endpoint)
+        self.worker = worker
+        process_id = instance_id if worker is None else f"{instance_id}/w{worker}"
+        configure_logging(service, process_id, settings.log_level)
+        self.tracing = Tracing(service, process_id, settings.otlp_endpoint)
         describe_runtime()
         self.registry: Registry = open_registry(settings)
         self.health = health.aio.HealthServicer()
@@ -77,6 +88,7 @@ class ServiceRuntime:
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
+                ("grpc.so_reuseport", 1 if worker is not None else 0),
             ],
         )
         self._registrar = WrappingRegistrar(self.server, self.tracing)
@@ -111,7 +123,7 @@ class ServiceRuntime:
         """Run `callback` on stop, after in-flight RPCs drained (e.g. close a store)."""
         self._on_stop.append(callback)
 
-    async def start(self) -> Instance:
+    async def start(self) -> Instance | None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._registrar)
         names = [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(names), self._registrar)
@@ -123,6 +135,9 @@ class ServiceRuntime:
 
         port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         await self.server.start()
+        if self.worker is not None:
+            log.info("worker %d listening on port %d", self.worker, port)
+            return None
         metrics_server, _ = start_http_server(self.settings.metrics_port, addr=self.settings.host)
         metrics_port = metrics_server.server_port
         advertised = self.settings.advertise_host or self.settings.host
@@ -148,6 +163,8 @@ class ServiceRuntime:
         for name in ["", *self._service_names]:
             await self.health.set(name, status)
         self.serving = serving
+        if self.worker is not None:
+            print(WORKER_SERVING if serving else WORKER_NOT_SERVING, flush=True)  # to the manager
         if self.instance is not None:
             await asyncio.to_thread(self.registry.set_serving, self.instance, serving)
         log.info("health: %s", "SERVING" if serving else "NOT_SERVING")
@@ -226,6 +243,12 @@ class Service(Generic[S]):
     settings: type[S]
     setup: Callable[[ServiceRuntime, S], Awaitable[Readiness | None]]
     """Add servicers and background tasks to the runtime; return the readiness check."""
+    cores_per_worker: int = 0
+    """With `workers: 0` (auto), one worker process per this many cores (at least one);
+    0 = always one process (the service does too little to spread)."""
+
+    def auto_workers(self, cores: int) -> int:
+        return max(1, cores // self.cores_per_worker) if self.cores_per_worker else 1
 
 
 def load_settings(settings_cls: type[S]) -> S:
@@ -237,14 +260,22 @@ def load_settings(settings_cls: type[S]) -> S:
 
 
 def service_main(service: Service, argv: list[str] | None = None) -> None:
-    """Entry point of `python -m services.<name> [--instance-id ID]`."""
+    """Entry point of `python -m services.<name> [--instance-id ID]`: one process, or a manager
+    of several worker processes on one port (mesh.workers) when `workers` asks for more."""
     parser = argparse.ArgumentParser(description=f"ScoreMesh {service.name} service")
     parser.add_argument("--instance-id", default=f"{service.name}-1", help="unique id of this instance in the registry")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the manager for its workers
     args = parser.parse_args(argv)
     settings = load_settings(service.settings)
+    workers = settings.workers or service.auto_workers(os.cpu_count() or 1)
+    if args.worker is None and workers > 1:
+        from mesh.workers import WorkerManager
+
+        run_event_loop(WorkerManager(settings, service.name, args.instance_id, workers).run())
+        return
 
     async def main() -> None:
-        runtime = ServiceRuntime(settings, service.name, args.instance_id)
+        runtime = ServiceRuntime(settings, service.name, args.instance_id, args.worker)
         ready = await service.setup(runtime, settings)
         await runtime.serve(ready)
 

@@ -21,6 +21,12 @@ class Instance:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def workers(self) -> int:
+        """Worker processes serving this instance on its port (mesh.workers)."""
+        value = self.meta.get("workers", "1")
+        return int(value) if value.isdigit() else 1
+
 
 @dataclass(frozen=True)
 class InstanceState:

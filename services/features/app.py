@@ -29,7 +29,7 @@ async def setup(runtime: ServiceRuntime, settings: FeatureSettings) -> Readiness
     return ready
 
 
-SERVICE = Service("features", FeatureSettings, setup)
+SERVICE = Service("features", FeatureSettings, setup, cores_per_worker=2)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -67,7 +67,7 @@ async def setup(runtime: ServiceRuntime, settings: InferenceSettings) -> Readine
     return ready
 
 
-SERVICE = Service("inference", InferenceSettings, setup)
+SERVICE = Service("inference", InferenceSettings, setup, cores_per_worker=4)
 
 
 def main(argv: list[str] | None = None) -> None:

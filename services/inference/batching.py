@@ -34,6 +34,10 @@ from domain.errors import DeadlineExceeded, MeshError, ResourceExhausted, Unavai
 
 log = logging.getLogger(__name__)
 
+# The idle fast path runs a request at once only while requests arrive this many compute times
+# apart or more: a batch mate is then unlikely, and waiting in the queue would only cost.
+SPARSE_ARRIVALS = 4.0
+
 Outputs = dict[str, torch.Tensor]
 RunBatch = Callable[[torch.Tensor], Outputs]
 
@@ -79,6 +83,7 @@ class DynamicBatcher:
         self._queued_rows = 0
         self._wakeup = asyncio.Event()
         self._gap_ewma_s = float("inf")
+        self._compute_ewma_s = 0.0
         self._overlap_ewma = 0.0
         self._last_arrival: float | None = None
         self._closed = False
@@ -105,7 +110,7 @@ class DynamicBatcher:
             self._gap_ewma_s = gap if self._gap_ewma_s == float("inf") else 0.8 * self._gap_ewma_s + 0.2 * gap
         self._last_arrival = now
         self._overlap_ewma = 0.8 * self._overlap_ewma + 0.2 * (1.0 if self.in_flight > 0 else 0.0)
-        if self.policy.inline and self.in_flight == 0:
+        if self.policy.inline and self.in_flight == 0 and self._gap_ewma_s > SPARSE_ARRIVALS * self._compute_ewma_s:
             return self._run_now(x, rows)
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(x, deadline, now, future))
@@ -118,8 +123,10 @@ class DynamicBatcher:
             self._track(-1)
 
     def _run_now(self, x: torch.Tensor, rows: int) -> tuple[Outputs, Timing]:
-        """Nothing queued or running and batches run on the loop: compute in the caller's own
-        task, with no queue, future or worker wake-up (no one can arrive meanwhile)."""
+        """Nothing queued or running, arrivals sparse next to compute time, and batches run on
+        the loop: compute in the caller's own task, with no queue, future or worker wake-up. (Under
+        dense traffic this would starve batching: the loop is busy computing while others arrive,
+        so they must queue and merge.)"""
         self._track(+1)
         try:
             started = time.monotonic()
@@ -127,6 +134,7 @@ class DynamicBatcher:
             compute = time.monotonic() - started
         finally:
             self._track(-1)
+        self._compute_ewma_s = 0.8 * self._compute_ewma_s + 0.2 * compute
         if self.on_batch is not None:
             self.on_batch(rows, compute)
         self._adapt(compute)
@@ -202,6 +210,7 @@ class DynamicBatcher:
                     await self._execute([item])
             return
         compute = time.monotonic() - started
+        self._compute_ewma_s = 0.8 * self._compute_ewma_s + 0.2 * compute
         rows = sum(int(p.x.shape[0]) for p in batch)
         if self.on_batch is not None:
             self.on_batch(rows, compute)

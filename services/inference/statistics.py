@@ -50,11 +50,18 @@ class VersionStatistics:
     non_finite: int = 0  # requests whose outputs were not finite
     batches: dict[int, Duration] = field(default_factory=lambda: defaultdict(Duration))  # batch rows -> compute
 
+    def __post_init__(self) -> None:
+        # Label children bound once: a labels() lookup per request costs more than the update.
+        self._compute = COMPUTE_SECONDS.labels(self.name, self.version)
+        self._rows = BATCH_ROWS.labels(self.name, self.version)
+        self._ok = REQUESTS.labels(self.name, self.version, "OK")
+        self._queue = QUEUE_SECONDS.labels(self.name, self.version)
+
     def record_batch(self, rows: int, compute_s: float) -> None:
         self.execution_count += 1
         self.batches[rows].add(compute_s)
-        COMPUTE_SECONDS.labels(self.name, self.version).observe(compute_s)
-        BATCH_ROWS.labels(self.name, self.version).observe(rows)
+        self._compute.observe(compute_s)
+        self._rows.observe(rows)
 
     def record_success(self, rows: int, total_s: float, queue_s: float, compute_s: float, input_s: float, output_s: float) -> None:
         self.success.add(total_s)
@@ -64,8 +71,8 @@ class VersionStatistics:
         self.compute_output.add(output_s)
         self.inference_count += rows
         self.last_inference_ms = int(time.time() * 1000)
-        REQUESTS.labels(self.name, self.version, "OK").inc()
-        QUEUE_SECONDS.labels(self.name, self.version).observe(queue_s)
+        self._ok.inc()
+        self._queue.observe(queue_s)
 
     def record_non_finite(self) -> None:
         self.non_finite += 1

@@ -39,7 +39,7 @@ async def setup(runtime: ServiceRuntime, settings: RouterSettings) -> Readiness:
     return ready
 
 
-SERVICE = Service("router", RouterSettings, setup)
+SERVICE = Service("router", RouterSettings, setup, cores_per_worker=2)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,10 +38,11 @@ class FeaturesCalls:
         validates them, and its verdict on the caller's fields is the caller's error."""
         wire = request.wire
         if wire is not None:
-            message = features_pb2.ExtractRequest(
-                request_id=request.request_id, data_type=wire.data_type, context=wire.context, candidates=wire.candidates,
-                schema_version=schema_version,
-            )
+            # ScoreRequest's fields 1-4 are ExtractRequest's fields 1-4 (tests/protos checks it):
+            # the caller's bytes parse as an ExtractRequest, and the router's own fields, appended,
+            # override theirs. Several times cheaper than copying the candidates message by message.
+            own = features_pb2.ExtractRequest(request_id=request.request_id, schema_version=schema_version).SerializeToString()
+            message = features_pb2.ExtractRequest.FromString(wire.SerializeToString() + own)
         else:
             data_type, context = context_to_proto(request.context)
             message = features_pb2.ExtractRequest(

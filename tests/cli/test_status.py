@@ -63,7 +63,7 @@ def test_healthy_only_when_every_planned_instance_is_registered_and_serving(tmp_
     assert not not_serving.healthy and next(i for i in not_serving.instances if i.id == "inference-1").status == "NOT_SERVING"
     assert complete.to_dict()["instances"][0] == {
         "service": "features", "id": "features-1", "address": complete.instances[0].address, "metrics": "",
-        "healthy": True, "status": "SERVING", "planned": True,
+        "healthy": True, "status": "SERVING", "planned": True, "workers": 1,
     }
 
 

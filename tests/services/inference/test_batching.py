@@ -201,3 +201,37 @@ def test_a_closed_loop_caller_is_never_held():
 
     queued, elapsed = run(scenario())
     assert max(queued) < 0.5 and elapsed < 2.0 and model.batches == [2] * 10
+
+
+class SlowModel(Model):
+    """Takes `seconds` of CPU per batch, as a model on the event loop does."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def __call__(self, x):
+        until = time.perf_counter() + self.seconds
+        while time.perf_counter() < until:
+            pass
+        return super().__call__(x)
+
+
+def test_on_the_loop_sparse_requests_run_at_once_and_dense_ones_still_merge():
+    """Batches computed on the event loop (the CPU path): a request arriving long after the
+    last one runs in its own task right away; a burst of concurrent ones merges into batches."""
+    model = SlowModel(0.002)
+
+    async def scenario():
+        batcher = DynamicBatcher(model, BatchingPolicy(max_batch_rows=64, max_queue_delay_s=0.005, inline=True))
+        for _ in range(3):  # sparse: 20 ms apart, 10x the compute time
+            await batcher.submit(torch.ones(1, 2))
+            await asyncio.sleep(0.02)
+        sparse = list(model.batches)
+        await asyncio.gather(*(batcher.submit(torch.ones(1, 2)) for _ in range(40)))  # a burst
+        await batcher.drain()
+        return sparse, model.batches[len(sparse):]
+
+    sparse, dense = run(scenario())
+    assert sparse == [1, 1, 1]
+    assert sum(dense) == 40 and max(dense) >= 10, dense  # merged, not 40 batches of one

@@ -72,33 +72,48 @@ async def _floor_level(address: str, payload: bytes, concurrency: int, seconds: 
             await channel.close()
 
 
+def _median(levels: list[Level]) -> Level:
+    """The level with the median throughput (its latencies and CPU come with it)."""
+    return sorted(levels, key=lambda lv: lv.requests_per_s)[len(levels) // 2]
+
+
 async def run(router_address: str, service_pids: dict[str, list[int]], feature_dim: int, candidate_counts: tuple[int, ...],
-              concurrencies: tuple[int, ...], seconds: float) -> list[MeshLevel]:
-    results = []
+              concurrencies: tuple[int, ...], seconds: float, rounds: int = 3) -> list[MeshLevel]:
+    """Every level `rounds` times, the mesh and its floor in turn each round, so drift of a
+    shared or noisy machine hits both alike; the median round of each is reported."""
     cpu = ProcessCpu(service_pids)
+    plans = []
     for n in candidate_counts:
         context, candidates = sample_request(n, "search", seed=n)
         request = score_request_to_proto("bench", context, candidates)
         async with grpc.aio.insecure_channel(router_address) as channel:
             response = await router_pb2_grpc.RouterStub(channel).Score(request, timeout=10)
-        hops = _floor_hops(request, response, feature_dim)
-        mesh_levels = []
-        for concurrency in concurrencies:
-            with tqdm(desc=f"mesh  {n:4d} candidates, concurrency {concurrency:3d}", unit="Score", leave=False, disable=None) as bar:
-                mesh_levels.append(await _score_level(router_address, request, concurrency, seconds, cpu, bar))
-        with FloorChain(hops) as chain:
-            floor_cpu = ProcessCpu({"floor": chain.pids})
-            for concurrency, mesh_level in zip(concurrencies, mesh_levels):
-                with tqdm(desc=f"floor {n:4d} candidates, concurrency {concurrency:3d}", unit="call", leave=False, disable=None) as bar:
-                    floor = await _floor_level(chain.addresses[0], request.SerializeToString(), concurrency, seconds, floor_cpu, bar)
-                results.append(MeshLevel(n, mesh_level, floor))
-    return results
+        plans.append((n, request, _floor_hops(request, response, feature_dim)))
+    chains = [FloorChain(hops) for _, _, hops in plans]
+    samples: dict[tuple[int, int], tuple[list[Level], list[Level]]] = {}
+    try:
+        for chain in chains:
+            chain.start()
+        for round_index in range(rounds):
+            for (n, request, _), chain in zip(plans, chains):
+                floor_cpu = ProcessCpu({"floor": chain.pids})
+                for concurrency in concurrencies:
+                    mesh_samples, floor_samples = samples.setdefault((n, concurrency), ([], []))
+                    label = f"round {round_index + 1}/{rounds}, {n:4d} candidates, concurrency {concurrency:3d}"
+                    with tqdm(desc=f"mesh  {label}", unit="Score", leave=False, disable=None) as bar:
+                        mesh_samples.append(await _score_level(router_address, request, concurrency, seconds, cpu, bar))
+                    with tqdm(desc=f"floor {label}", unit="call", leave=False, disable=None) as bar:
+                        floor_samples.append(await _floor_level(chain.addresses[0], request.SerializeToString(), concurrency, seconds, floor_cpu, bar))
+    finally:
+        for chain in chains:
+            chain.stop()
+    return [MeshLevel(n, _median(m), _median(f)) for (n, _), (m, f) in samples.items()]
 
 
 def report(levels: list[MeshLevel], out_dir: Path, machine: str) -> str:
     services = sorted({name for lv in levels for name in lv.mesh.cpu_ms_per_request})
     lines = [
-        f"Router/Score through the mesh vs. the floor (bare grpc.aio echo chain, same hops and payloads), {machine}",
+        f"Router/Score through the mesh vs. the floor (bare grpc.aio echo chain, same hops and payloads), {machine}; median of the rounds",
         "| candidates | concurrency | Score/s | candidates/s | p50 ms | p95 ms | p99 ms | " + " | ".join(f"CPU ms {s}" for s in services)
         + " | CPU ms total | floor req/s | floor p50 ms | floor CPU ms | ratio |",
         "|" + "---:|" * (10 + len(services)),

@@ -84,7 +84,7 @@ def _start_inference(settings: MeshSettings):
     raise SystemExit(f"scoremesh: the benchmark's inference server did not start; see {settings.log_dir / instance_id}.log")
 
 
-def mesh(settings: MeshSettings, candidates: tuple[int, ...], levels: tuple[int, ...], seconds: float, out: Path) -> int:
+def mesh(settings: MeshSettings, candidates: tuple[int, ...], levels: tuple[int, ...], seconds: float, out: Path, rounds: int = 3) -> int:
     up = None
     if not asyncio.run(collect_status(settings)).healthy:
         print(f"scoremesh bench: no mesh runs with state in {settings.state_dir}; starting one", flush=True)
@@ -98,7 +98,7 @@ def mesh(settings: MeshSettings, candidates: tuple[int, ...], levels: tuple[int,
                 pids.setdefault(state.instance.service, []).append(state.instance.pid)
         dim = SchemaStore(settings.feature_dir).load("ads").dim
         print(f"scoremesh bench --mesh: router at {router}, {seconds:g}s per level; {machine()}", flush=True)
-        results = asyncio.run(mesh_bench.run(router, pids, dim, candidates, levels, seconds))
+        results = asyncio.run(mesh_bench.run(router, pids, dim, candidates, levels, seconds, rounds))
         print(mesh_bench.report(results, out, machine()))
         print(f"results in {out}/")
     finally:

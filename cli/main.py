@@ -128,7 +128,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     levels = tuple(int(c) for c in (args.concurrency or ("1,16,64" if args.mesh else "1,8,64")).split(","))
     if args.mesh:
         candidates = tuple(int(c) for c in args.candidates.split(","))
-        return bench.mesh(settings, candidates, levels, args.seconds, Path(args.out))
+        return bench.mesh(settings, candidates, levels, args.seconds, Path(args.out), args.rounds)
     return bench.inference(settings, args.address, args.model, args.rows, levels, args.seconds, Path(args.out))
 
 
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = with_state(sub.add_parser("bench", help="load tests against the floor of bare gRPC; prints throughput and latency"))
     bench.add_argument("--mesh", action="store_true", help="Score through the router (the running mesh, or one started for the run)")
     bench.add_argument("--candidates", default="5,100", help="--mesh: comma-separated candidate counts")
+    bench.add_argument("--rounds", type=int, default=3, help="--mesh: rounds of every level, mesh and floor in turn (the median is reported)")
     bench.add_argument("--address", help="an inference server to test (default: start a dedicated one)")
     bench.add_argument("--model", default="ctr_ensemble")
     bench.add_argument("--rows", type=int, default=32, help="feature rows per request")

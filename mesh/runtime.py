@@ -80,7 +80,7 @@ class ServiceRuntime:
         self.worker = worker
         process_id = instance_id if worker is None else f"{instance_id}/w{worker}"
         configure_logging(service, process_id, settings.log_level)
-        self.tracing = Tracing(service, process_id, settings.otlp_endpoint)
+        self.tracing = Tracing(service, process_id, settings.otlp_endpoint, settings.trace_sample_ratio)
         describe_runtime()
         self.registry: Registry = open_registry(settings)
         self.health = health.aio.HealthServicer()

@@ -24,6 +24,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 TRACEPARENT = "traceparent"
@@ -52,9 +53,14 @@ def traceparent(span_context: SpanContext) -> str:
 class Tracing:
     """One per process: the tracer provider (flushed on stop) and the per-call span helpers."""
 
-    def __init__(self, service: str, instance_id: str, otlp_endpoint: str | None) -> None:
+    def __init__(self, service: str, instance_id: str, otlp_endpoint: str | None, sample_ratio: float = 1.0) -> None:
         self.recording = bool(otlp_endpoint)
-        self.provider = TracerProvider(resource=Resource.create({"service.name": service, "service.instance.id": instance_id}))
+        self.provider = TracerProvider(
+            resource=Resource.create({"service.name": service, "service.instance.id": instance_id}),
+            # A trace started here is recorded with this probability; one started upstream
+            # follows the caller's decision (the sampled flag of its traceparent).
+            sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+        )
         if otlp_endpoint:
             self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True)))
         trace.set_tracer_provider(self.provider)

@@ -30,18 +30,13 @@ class TelemetryBuffer:
         return True
 
     async def next_batch(self, max_records: int = 256, max_wait_s: float = 0.2) -> list[dict[str, Any]]:
-        """Wait for at least one record, then take what arrives within `max_wait_s`."""
+        """Wait for at least one record, let more gather for `max_wait_s`, then take up to
+        `max_records`: one wake-up per batch, not one per record."""
         batch = [await self._queue.get()]
-        loop = asyncio.get_running_loop()
-        until = loop.time() + max_wait_s
-        while len(batch) < max_records:
-            left = until - loop.time()
-            if left <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), left))
-            except TimeoutError:
-                break
+        if self._queue.qsize() + 1 < max_records:
+            await asyncio.sleep(max_wait_s)
+        while len(batch) < max_records and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
         return batch
 
     def __len__(self) -> int:

@@ -254,6 +254,22 @@ def test_telemetry_reaches_monitoring_off_the_hot_path(mesh):
     assert slo.p50_ms > 0 and slo.p99_ms >= slo.p50_ms
 
 
+def test_mesh_bench_measures_score_against_the_floor_in_the_same_run(mesh, tmp_path):
+    result = scoremesh("bench", "--mesh", "--seconds", "0.4", "--rounds", "1", "--candidates", "3", "--concurrency", "1,4",
+                       "--out", str(tmp_path), state_dir=mesh.state_dir, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "| candidates | concurrency | Score/s | candidates/s |" in result.stdout and "| ratio |" in result.stdout
+    document = json.loads((tmp_path / "mesh-bench.json").read_text())
+    assert [(lv["candidates"], lv["mesh"]["concurrency"]) for lv in document["levels"]] == [(3, 1), (3, 4)]
+    for level in document["levels"]:
+        mesh_level, floor = level["mesh"], level["floor"]
+        assert mesh_level["requests"] > 0 and mesh_level["errors"] == 0 and floor["requests"] > 0
+        assert level["ratio"] == pytest.approx(mesh_level["requests_per_s"] / floor["requests_per_s"])
+        # CPU per Score from /proc for every service of the mesh, and for the floor's servers.
+        assert set(mesh_level["cpu_ms_per_request"]) == {"router", "features", "inference", "monitoring", "recovery"}
+        assert mesh_level["cpu_ms_per_request"]["router"] > 0 and floor["cpu_ms_per_request"]["floor"] > 0
+
+
 # ---- keep last: it kills a replica of the shared mesh ------------------------------------------
 def test_sigkill_of_an_inference_replica_is_survived_and_repaired(mesh):
     import os

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.floor import METHOD, FloorChain, Hop
+from benchmarks.plotting import pyplot
 from benchmarks.load import Level, ProcessCpu, channels, closed_loop
 from inference import grpc_service_pb2_grpc as pb_grpc
 from mesh.inference_client import encode_request
@@ -109,12 +110,8 @@ def report(levels: list[InferenceLevel], rows: int, out_dir: Path, machine: str 
     ]
     (out_dir / "inference-bench.json").write_text(json.dumps(document, indent=2))
     (out_dir / "inference-bench.md").write_text(text + "\n")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return text + "\n(matplotlib not installed: no plot)"
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     x = [lv.service.concurrency for lv in levels]

@@ -18,6 +18,7 @@ import grpc
 from tqdm import tqdm
 
 from benchmarks.floor import METHOD, FloorChain, Hop
+from benchmarks.plotting import pyplot
 from benchmarks.load import Level, ProcessCpu, channels, closed_loop
 from scoremesh.v1 import router_pb2, router_pb2_grpc
 from services.router.converters import score_request_to_proto
@@ -133,12 +134,8 @@ def report(levels: list[MeshLevel], out_dir: Path, machine: str) -> str:
     document = [{"candidates": lv.candidates, "mesh": asdict(lv.mesh), "floor": asdict(lv.floor), "ratio": lv.ratio} for lv in levels]
     (out_dir / "mesh-bench.json").write_text(json.dumps({"machine": machine, "levels": document}, indent=2))
     (out_dir / "mesh-bench.md").write_text(text + "\n")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return text + "\n(matplotlib not installed: no plot)"
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for n in sorted({lv.candidates for lv in levels}):

@@ -115,6 +115,31 @@ class _Method:
         self.undecodable.inc()
         return InvalidArgument(f"request: the bytes are not a valid {self.message_name} message ({type(request.error).__name__})")
 
+    def begin(self, context: grpc.aio.ServicerContext) -> list:
+        """[start time, span, status code] of one call."""
+        self.started.inc()
+        span = self.tracing.start_server_span(self.full_method, context.invocation_metadata()) if self.tracing else None
+        return [time.perf_counter(), span, "OK"]
+
+    def end(self, call: list) -> None:
+        started, span, code = call
+        self.seconds.observe(time.perf_counter() - started)
+        self.handled(code)
+        if span is not None:
+            self.tracing.end(span, code)
+
+    async def failed(self, call: list, error: BaseException, context: grpc.aio.ServicerContext) -> None:
+        """Record the status of a failed call and answer it (context.abort raises AbortError);
+        cancellation and aborts already under way pass through."""
+        if isinstance(error, grpc.aio.AbortError):
+            call[2] = _code(context, "UNKNOWN")
+            raise error
+        if not isinstance(error, Exception):  # CancelledError and friends
+            call[2] = "CANCELLED"
+            raise error
+        call[2] = error.status if isinstance(error, MeshError) else "INTERNAL"
+        await self.fail(error, context)
+
     async def fail(self, error: BaseException, context: grpc.aio.ServicerContext) -> None:
         """Answer `error` with its status (context.abort raises AbortError)."""
         if isinstance(error, MeshError):
@@ -142,56 +167,35 @@ def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Trac
                 raise m.refuse(request)
             yield request
 
+    def guarded(request):
+        if streaming_request:
+            return checked(request)
+        if isinstance(request, Undecodable):
+            raise m.refuse(request)
+        return request
+
     if inspect.isasyncgenfunction(behaviour):  # server streaming: each step runs under the guard
 
         async def wrapped(request, context):
-            m.started.inc()
-            started = time.perf_counter()
-            span = m.tracing.start_server_span(full_method, context.invocation_metadata()) if m.tracing else None
-            code = "OK"
+            call = m.begin(context)
             try:
-                if streaming_request:
-                    request = checked(request)
-                elif isinstance(request, Undecodable):
-                    raise m.refuse(request)
-                async for item in behaviour(request, context):
+                async for item in behaviour(guarded(request), context):
                     yield item
-            except grpc.aio.AbortError:
-                code = _code(context, "UNKNOWN")
-                raise
-            except Exception as error:
-                code = error.status if isinstance(error, MeshError) else "INTERNAL"
-                await m.fail(error, context)
+            except BaseException as error:
+                await m.failed(call, error, context)
             finally:
-                m.seconds.observe(time.perf_counter() - started)
-                m.handled(code)
-                if span is not None:
-                    m.tracing.end(span, code)
+                m.end(call)
 
     else:
 
         async def wrapped(request, context):
-            m.started.inc()
-            started = time.perf_counter()
-            span = m.tracing.start_server_span(full_method, context.invocation_metadata()) if m.tracing else None
-            code = "OK"
+            call = m.begin(context)
             try:
-                if streaming_request:
-                    return await behaviour(checked(request), context)
-                if isinstance(request, Undecodable):
-                    raise m.refuse(request)
-                return await behaviour(request, context)
-            except grpc.aio.AbortError:
-                code = _code(context, "UNKNOWN")
-                raise
-            except Exception as error:
-                code = error.status if isinstance(error, MeshError) else "INTERNAL"
-                await m.fail(error, context)
+                return await behaviour(guarded(request), context)
+            except BaseException as error:
+                await m.failed(call, error, context)
             finally:
-                m.seconds.observe(time.perf_counter() - started)
-                m.handled(code)
-                if span is not None:
-                    m.tracing.end(span, code)
+                m.end(call)
 
     return factory(wrapped, request_deserializer=_tolerant(handler.request_deserializer), response_serializer=handler.response_serializer)
 

@@ -1,13 +1,20 @@
-"""The client side of the mesh: resolve a service, pick an instance, call it.
+"""The client side of the mesh: resolve a service, pick an instance, call it, and keep answering
+when instances are slow, dead or overloaded.
 
-Round-robin over the healthy instances the registry returns. Each address gets
-`channels_per_address` channels, each with its own connection (a local subchannel pool): a
-service running several worker processes on one port (SO_REUSEPORT) gets a share of them on
-every worker, since the kernel balances connections, not calls. The caller's deadline is
-propagated (a downstream call never outlives the request that made it) and so is its trace.
-A call that fails with UNAVAILABLE (instance gone, connection refused) is tried once more on the
-next instance: scoring is idempotent, and this is what keeps requests succeeding while a killed
-replica drops out of the registry. The routing issue adds real balancing and retry budgets.
+Per target service: a balancer (mesh.balancing: p2c over peak-EWMA latency by default, outlier
+ejection), a circuit breaker, a retry budget and a hedging budget. A call:
+- goes to the instance the balancer picks (optionally only among `eligible` addresses, e.g. the
+  replicas serving a model version, while any of them is up);
+- carries the caller's deadline, less a little time kept for the reply, and its trace;
+- is retried on another instance only for retryable failures (the instance is gone:
+  UNAVAILABLE; it is overloaded: RESOURCE_EXHAUSTED while others exist), with jittered
+  exponential backoff (tenacity), within the retry budget and the deadline — the one layer that
+  retries, never stacked per stage;
+- is hedged, when enabled, after the target's observed p95: a second attempt on another
+  instance, the first answer wins and the other is cancelled (budgeted, The Tail at Scale);
+- fails fast with UNAVAILABLE (reason CIRCUIT_OPEN) while the service's breaker is open.
+Every decision is a Prometheus metric. Each address gets channels per worker, each its own
+connection (a service with several workers on one port gets load on each of them).
 """
 
 from __future__ import annotations
@@ -15,17 +22,34 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import numpy as np
+from prometheus_client import Counter, Gauge
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from domain.errors import DeadlineExceeded, UpstreamError
+from mesh.balancing import OPEN, CircuitBreaker, Endpoint, RetryBudget, Balancer
 from mesh.discovery import Instance, Registry
 from mesh.status_details import error_info
 from mesh.telemetry import Tracing
 
 RESOLVE_TTL_S = 0.5
+REPLY_RESERVE_S = 0.002  # of the caller's deadline, kept for the answer to travel back
+FAILED_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,
+                          grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
+
+PICKS = Counter("scoremesh_client_picks_total", "Calls sent to each instance.", ["service", "address"])
+EJECTIONS = Counter("scoremesh_client_ejections_total", "Instances ejected as outliers.", ["service", "address"])
+BREAKER = Gauge("scoremesh_client_breaker_open", "Circuit breaker state: 0 closed, 0.5 half-open, 1 open.", ["service"], multiprocess_mode="max")
+RETRIES = Counter("scoremesh_client_retries_total", "Calls retried on another instance.", ["service", "method"])
+HEDGES = Counter("scoremesh_client_hedges_total", "Hedged calls, by which attempt answered first.", ["service", "method", "winner"])
+BUDGET_EXHAUSTED = Counter("scoremesh_client_budget_exhausted_total", "Retries or hedges refused by their budget.", ["service", "kind"])
+REFUSED = Counter("scoremesh_client_breaker_refusals_total", "Calls refused at once because the circuit was open.", ["service"])
 
 
 def remaining_timeout(context: grpc.aio.ServicerContext | None, default: float) -> float:
@@ -40,6 +64,49 @@ def remaining_timeout(context: grpc.aio.ServicerContext | None, default: float) 
     return min(left, default)
 
 
+@dataclass(frozen=True)
+class ClientPolicy:
+    strategy: str = "p2c_ewma"
+    max_attempts: int = 3
+    backoff_s: float = 0.005
+    max_backoff_s: float = 0.1
+    retry_budget_ratio: float = 0.2
+    retry_budget_per_second: float = 10.0
+    hedge: bool = False
+    hedge_budget_ratio: float = 0.1
+    hedge_min_delay_s: float = 0.002
+    breaker_window_s: float = 10.0
+    breaker_min_requests: int = 20
+    breaker_failure_ratio: float = 0.5
+    breaker_open_s: float = 5.0
+    channels_per_address: int = 2
+
+
+def policy_from(settings) -> ClientPolicy:
+    """The client policy a service's settings (mesh.config.MeshSettings) ask for."""
+    return ClientPolicy(
+        strategy=settings.balancing, max_attempts=settings.retry_max_attempts, retry_budget_ratio=settings.retry_budget_ratio,
+        retry_budget_per_second=settings.retry_budget_per_second, hedge=settings.hedging, hedge_budget_ratio=settings.hedge_budget_ratio,
+        breaker_min_requests=settings.breaker_min_requests, breaker_failure_ratio=settings.breaker_failure_ratio,
+        breaker_open_s=settings.breaker_open_s,
+    )
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, error: grpc.aio.AioRpcError, address: str) -> None:
+        super().__init__(error.code().name)
+        self.error = error
+        self.address = address
+
+
+def _outcome(code: grpc.StatusCode) -> str:
+    if code in FAILED_CODES:
+        return "failed"
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return "overloaded"
+    return "client"
+
+
 class ServiceClient:
     """Calls to one service; `stub_factory` builds a generated stub from a channel, `full_name`
     is the service's package.Service (client spans are named /full_name/Method)."""
@@ -52,7 +119,7 @@ class ServiceClient:
         full_name: str = "",
         max_message_bytes: int = 4 * 1024 * 1024,
         tracing: Tracing | None = None,
-        channels_per_address: int = 2,
+        policy: ClientPolicy = ClientPolicy(),
     ) -> None:
         self.registry = registry
         self.service = service
@@ -60,18 +127,34 @@ class ServiceClient:
         self.full_name = full_name or service
         self.max_message_bytes = max_message_bytes
         self.tracing = tracing
-        self.channels_per_address = channels_per_address
+        self.policy = policy
+        self.balancer = Balancer(policy.strategy)
+        self.balancer.on_eject = lambda address, seconds: EJECTIONS.labels(service, address).inc()
+        self.breaker = CircuitBreaker(policy.breaker_window_s, policy.breaker_min_requests, policy.breaker_failure_ratio, policy.breaker_open_s)
+        self.breaker.on_change = lambda state: BREAKER.labels(service).set({"closed": 0.0, "half_open": 0.5, "open": 1.0}[state])
+        self.retry_budget = RetryBudget(policy.retry_budget_ratio, policy.retry_budget_per_second)
+        self.hedge_budget = RetryBudget(policy.hedge_budget_ratio, 1.0)
+        self._latencies: deque[float] = deque(maxlen=256)
+        self._p95_s = float("inf")
+        self._since_p95 = 0
         self._channels: dict[str, tuple[list[grpc.aio.Channel], Any]] = {}
-        self._counter = itertools.count()
         self._resolved: list[Instance] = []
         self._resolved_at = 0.0
+        self._picks: dict[str, Any] = {}
 
+    # ------------------------------------------------------------------ discovery
     async def instances(self) -> list[Instance]:
         now = time.monotonic()
         if now - self._resolved_at > RESOLVE_TTL_S:
             self._resolved = await asyncio.to_thread(self.registry.resolve, self.service)
             self._resolved_at = now
+            weights = {i.address: float(i.meta.get("weight", 1.0) or 1.0) for i in self._resolved}
+            self.balancer.sync([i.address for i in self._resolved], weights)
         return self._resolved
+
+    def invalidate(self) -> None:
+        """Forget the cached resolution; the next call asks the registry again."""
+        self._resolved_at = 0.0
 
     def stub(self, address: str, workers: int = 1) -> Any:
         """A stub for one address (the next of its channels, round-robin); an instance with
@@ -83,51 +166,151 @@ class ServiceClient:
                 ("grpc.max_send_message_length", self.max_message_bytes),
                 ("grpc.use_local_subchannel_pool", 1),
             ]
-            channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(self.channels_per_address * max(1, workers))]
+            count = self.policy.channels_per_address * max(1, workers)
+            channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(count)]
             entry = self._channels[address] = (channels, itertools.cycle([self.stub_factory(c) for c in channels]))
         return next(entry[1])
 
-    async def call(self, method: str, request: Any, timeout: float, attempts: int = 2, eligible: Collection[str] | None = None) -> Any:
-        """`stub.<method>(request)` on a healthy instance, with one failover. `eligible` narrows
-        the choice to those addresses (e.g. the replicas serving a model version) while any of
-        them is healthy."""
+    # ------------------------------------------------------------------ calls
+    async def call(self, method: str, request: Any, timeout: float, *, eligible: Collection[str] | None = None,
+                   attempts: int | None = None, hedge: bool | None = None) -> Any:
+        """`stub.<method>(request)` under the policies above; UpstreamError when it fails."""
         deadline = time.monotonic() + timeout
-        last: grpc.aio.AioRpcError | None = None
+        if not self.breaker.allow():
+            REFUSED.labels(self.service).inc()
+            raise UpstreamError(self.service, "UNAVAILABLE", f"circuit open after repeated failures of {self.service}", "CIRCUIT_OPEN")
+        await self.instances()
+        self.retry_budget.request()
+        self.hedge_budget.request()
         tried: set[str] = set()
-        for _ in range(attempts):
-            instances = [i for i in await self.instances() if i.address not in tried]
-            if eligible is not None:
-                instances = [i for i in instances if i.address in eligible] or instances
-            if not instances:
-                break
-            instance = instances[next(self._counter) % len(instances)]
-            tried.add(instance.address)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            span, metadata = self.tracing.start_client_span(f"/{self.full_name}/{method}") if self.tracing else (None, ())
-            try:
-                response = await getattr(self.stub(instance.address, instance.workers), method)(request, timeout=left, metadata=metadata)
-            except grpc.aio.AioRpcError as error:
-                if self.tracing:
-                    self.tracing.end_client_span(span, error.code().name)
-                last = error
-                if error.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise UpstreamError(self.service, error.code().name, error.details() or "", *error_info(error)) from error
-                self.invalidate()  # resolve again: the instance is probably gone
-                continue
+        among = set(eligible) if eligible is not None else None
+        hedging = self.policy.hedge if hedge is None else hedge
+        total = attempts or self.policy.max_attempts
+        try:
+            return await self._attempt(method, request, deadline, tried, among, hedging)  # the common case: no tenacity set-up
+        except _AttemptFailed as failure:
+            if total <= 1 or not self._may_retry(failure, deadline, method):
+                raise self._upstream(failure) from None
+            last = failure
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(total - 1) | (lambda _: time.monotonic() >= deadline),
+                wait=wait_random_exponential(multiplier=self.policy.backoff_s, max=self.policy.max_backoff_s),
+                retry=retry_if_exception(lambda error: isinstance(error, _AttemptFailed) and self._may_retry(error, deadline, method)),
+                reraise=True,
+            ):
+                with attempt:
+                    return await self._attempt(method, request, deadline, tried, among, hedging)
+        except _AttemptFailed as failure:
+            last = failure
+        raise self._upstream(last)
+
+    def _upstream(self, failure: _AttemptFailed) -> UpstreamError:
+        error = failure.error
+        return UpstreamError(self.service, error.code().name, error.details() or "", *error_info(error))
+
+    def _may_retry(self, failure: _AttemptFailed, deadline: float, method: str) -> bool:
+        code = failure.error.code()
+        others = len(self.balancer.endpoints) > 1
+        if code == grpc.StatusCode.UNAVAILABLE:
+            self.invalidate()  # resolve again: the instance is probably gone
+        elif not (code == grpc.StatusCode.RESOURCE_EXHAUSTED and others):
+            return False
+        if deadline - time.monotonic() <= REPLY_RESERVE_S * 2:
+            return False
+        if not self.retry_budget.try_spend():
+            BUDGET_EXHAUSTED.labels(self.service, "retry").inc()
+            return False
+        RETRIES.labels(self.service, method).inc()
+        return True
+
+    async def _attempt(self, method: str, request: Any, deadline: float, tried: set[str], among: set[str] | None, hedging: bool) -> Any:
+        endpoint = self.balancer.pick(exclude=tried, among=among)
+        if endpoint is None and tried:
+            endpoint = self.balancer.pick(among=among)  # every instance tried: the best one again
+        if endpoint is None:
+            raise UpstreamError(self.service, "UNAVAILABLE", "no healthy instance in the registry")
+        tried.add(endpoint.address)
+        if deadline - time.monotonic() <= REPLY_RESERVE_S:
+            raise UpstreamError(self.service, "DEADLINE_EXCEEDED", "deadline passed")
+        if not hedging or self._p95_s == float("inf"):
+            return await self._one(endpoint, method, request, deadline)
+        return await self._hedged(endpoint, method, request, deadline, tried, among)
+
+    async def _hedged(self, endpoint: Endpoint, method: str, request: Any, deadline: float, tried: set[str], among: set[str] | None) -> Any:
+        first = asyncio.ensure_future(self._one(endpoint, method, request, deadline))
+        delay = max(self.policy.hedge_min_delay_s, self._p95_s)
+        done, _ = await asyncio.wait({first}, timeout=min(delay, max(0.0, deadline - time.monotonic())))
+        if done:
+            return first.result()
+        second_endpoint = self.balancer.pick(exclude=tried, among=among)
+        if second_endpoint is None or not self.hedge_budget.try_spend():
+            if second_endpoint is not None:
+                BUDGET_EXHAUSTED.labels(self.service, "hedge").inc()
+            return await first
+        tried.add(second_endpoint.address)
+        second = asyncio.ensure_future(self._one(second_endpoint, method, request, deadline))
+        pending = {first, second}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is None:
+                        HEDGES.labels(self.service, method, "hedge" if task is second else "first").inc()
+                        return task.result()
+            return first.result()  # both failed: the first attempt's error
+        finally:
+            for task in pending:  # the loser is cancelled, never left running
+                task.cancel()
+
+    async def _one(self, endpoint: Endpoint, method: str, request: Any, deadline: float) -> Any:
+        address = endpoint.address
+        pick = self._picks.get(address)
+        if pick is None:
+            pick = self._picks[address] = PICKS.labels(self.service, address)
+        pick.inc()
+        workers = next((i.workers for i in self._resolved if i.address == address), 1)
+        span, metadata = self.tracing.start_client_span(f"/{self.full_name}/{method}") if self.tracing else (None, ())
+        self.balancer.started(endpoint)
+        started = time.monotonic()
+        outcome = "client"
+        try:
+            response = await getattr(self.stub(address, workers), method)(
+                request, timeout=max(0.001, deadline - started - REPLY_RESERVE_S), metadata=metadata
+            )
+        except grpc.aio.AioRpcError as error:
+            outcome = _outcome(error.code())
+            if self.tracing:
+                self.tracing.end_client_span(span, error.code().name)
+            raise _AttemptFailed(error, address) from None
+        except asyncio.CancelledError:
+            if self.tracing:
+                self.tracing.end_client_span(span, "CANCELLED")
+            raise
+        else:
+            outcome = "ok"
             if self.tracing:
                 self.tracing.end_client_span(span)
             return response
-        if last is not None:
-            raise UpstreamError(self.service, last.code().name, last.details() or "") from last
-        if time.monotonic() >= deadline:
-            raise UpstreamError(self.service, "DEADLINE_EXCEEDED", "deadline passed")
-        raise UpstreamError(self.service, "UNAVAILABLE", "no healthy instance in the registry")
+        finally:
+            elapsed = time.monotonic() - started
+            self.balancer.finished(endpoint, elapsed, outcome)
+            if outcome != "client":
+                self.breaker.record(outcome == "ok")
+            if outcome == "ok":
+                self._observe(elapsed)
 
-    def invalidate(self) -> None:
-        """Forget the cached resolution; the next call asks the registry again."""
-        self._resolved_at = 0.0
+    def _observe(self, seconds: float) -> None:
+        """Keep the target's p95 (the hedging delay) up to date every 32 answers."""
+        self._latencies.append(seconds)
+        self._since_p95 += 1
+        if self._since_p95 >= 32 and len(self._latencies) >= 64:
+            self._p95_s = float(np.percentile(self._latencies, 95))
+            self._since_p95 = 0
+
+    @property
+    def circuit_open(self) -> bool:
+        return self.breaker.state == OPEN
 
     async def close(self) -> None:
         for channels, _ in self._channels.values():

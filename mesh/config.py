@@ -142,6 +142,35 @@ class MeshSettings(BaseSettings):
     0 = picked for the machine by the service (one per few cores; one on a 2-core machine,
     where more processes only add wake-ups)."""
 
+    balancing: Literal["p2c_ewma", "round_robin", "random", "weighted_random", "least_loaded", "fastest", "performance"] = "p2c_ewma"
+    """How a client picks an instance of the service it calls (mesh.balancing)."""
+
+    retry_max_attempts: int = Field(default=3, ge=1)
+    """Attempts per call, on different instances, for retryable failures (UNAVAILABLE, or
+    RESOURCE_EXHAUSTED while other instances exist)."""
+
+    retry_budget_ratio: float = Field(default=0.2, ge=0.0)
+    """Retries add at most this share of the calls of the last 10 s..."""
+
+    retry_budget_per_second: float = Field(default=10.0, ge=0.0)
+    """...plus this many per second."""
+
+    hedging: bool = True
+    """Send a second attempt to another instance when the first has not answered after the
+    target's observed p95 (calls in the mesh are idempotent reads); the first answer wins."""
+
+    hedge_budget_ratio: float = Field(default=0.1, ge=0.0)
+    """Hedges add at most this share of the calls of the last 10 s (plus one per second)."""
+
+    breaker_min_requests: int = Field(default=20, ge=1)
+    """The circuit breaker judges a service on at least this many calls of the last 10 s..."""
+
+    breaker_failure_ratio: float = Field(default=0.5, gt=0.0, le=1.0)
+    """...and opens when this share of them failed (unavailable, timed out, internal)."""
+
+    breaker_open_s: float = Field(default=5.0, gt=0.0)
+    """How long an open breaker refuses calls before letting probes through (half-open)."""
+
     readiness_interval_s: float = 1.0
     """How often a service re-checks whether it can do its job (its health follows)."""
 

@@ -31,7 +31,7 @@ from google.protobuf.internal import api_implementation
 from prometheus_client import Gauge, start_http_server
 from pydantic import ValidationError
 
-from mesh.client import ServiceClient
+from mesh.client import ServiceClient, policy_from
 from mesh.config import ConfigError, MeshSettings
 from mesh.discovery import Instance, Registry, open_registry
 from mesh.handlers import WrappingRegistrar
@@ -109,7 +109,7 @@ class ServiceRuntime:
     def client(self, service: str, stub_factory: Callable[[grpc.aio.Channel], Any], full_name: str) -> ServiceClient:
         """A client of another service of the mesh (`full_name`: its package.Service, for
         traces), closed when this one stops."""
-        client = ServiceClient(self.registry, service, stub_factory, full_name, self.settings.max_message_bytes, self.tracing)
+        client = ServiceClient(self.registry, service, stub_factory, full_name, self.settings.max_message_bytes, self.tracing, policy_from(self.settings))
         self.on_stop(client.close)
         return client
 

@@ -39,7 +39,7 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         await supervisor.call(
             "RestartInstance",
             supervisor_pb2.RestartInstanceRequest(instance_id=instance.instance_id, reason=reason),
-            timeout=10.0,
+            timeout=10.0, attempts=1, hedge=False,  # a restart is not an idempotent read
         )
 
     async def lookup(instance_id: str) -> InstanceState | None:

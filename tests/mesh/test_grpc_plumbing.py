@@ -10,7 +10,7 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
-from mesh.client import ServiceClient
+from mesh.client import ClientPolicy, ServiceClient
 from mesh.discovery import Instance, LocalRegistry
 from domain.errors import InvalidArgument, UpstreamError
 from mesh.handlers import add_servicer
@@ -89,7 +89,7 @@ def test_client_round_robins_and_fails_over_from_a_dead_instance(tmp_path):
             instance = Instance("monitoring", f"m-{i}", address, pid=os.getpid())
             registry.register(instance)
             registry.set_serving(instance, True)
-        client = ServiceClient(registry, "monitoring", monitoring_pb2_grpc.MonitoringStub)
+        client = ServiceClient(registry, "monitoring", monitoring_pb2_grpc.MonitoringStub, policy=ClientPolicy(strategy="round_robin", hedge=False))
         answers = [
             (await client.call("GetSLO", monitoring_pb2.GetSLORequest(), timeout=5)).requests
             for _ in range(6)

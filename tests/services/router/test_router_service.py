@@ -52,9 +52,9 @@ def test_replicas_serving_different_versions_get_the_shared_one_with_its_schema(
         router = processes[-1]
         responses = _score(router, 12)
         assert {(r.model.version, r.feature_schema_version) for r in responses} == {("1", "1")}
-        # Both replicas took their share of v1, and none ever refused a request.
+        # Every Score was answered by v1 on one replica or the other, and none refused a request.
         old_stats, both_stats = _statistics(old), _statistics(both)
-        assert old_stats["1"][0] > 0 and both_stats["1"][0] > 0
+        assert old_stats["1"][0] + both_stats["1"][0] >= 12
         assert all(fail == 0 for _, fail in [*old_stats.values(), *both_stats.values()])
         # The replica serving only v1 goes away: the newest version, v2 on ads/2, is used.
         old.stop()

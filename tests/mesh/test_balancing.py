@@ -1,0 +1,137 @@
+"""The mesh client's decisions without gRPC: strategies, outlier ejection, breaker, budget."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from mesh.balancing import CLOSED, HALF_OPEN, OPEN, Balancer, CircuitBreaker, Endpoint, RetryBudget
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def balancer(strategy="p2c_ewma", n=3, clock=None, **options) -> Balancer:
+    b = Balancer(strategy, rng=random.Random(7), clock=clock or Clock(), **options)
+    b.sync([f"10.0.0.{i}:1" for i in range(n)])
+    return b
+
+
+def test_p2c_sends_most_traffic_to_the_faster_instance():
+    b = balancer(n=2)
+    picks = Counter()
+    for _ in range(2000):
+        e = b.pick()
+        picks[e.address] += 1
+        b.started(e)
+        b.finished(e, 0.100 if e.address == "10.0.0.0:1" else 0.010, "ok")
+    assert picks["10.0.0.1:1"] / 2000 > 0.9, picks
+
+
+def test_p2c_counts_queued_calls_and_a_new_instance_looks_average():
+    clock = Clock()
+    b = balancer(n=2, clock=clock)
+    a, c = b.endpoints.values()
+    for _ in range(5):
+        b.started(a)
+        b.finished(a, 0.010, "ok")
+    # Not sampled yet, c looks like its peers (10 ms), so p2c prefers it when a is busy.
+    b.started(a)
+    assert b.pick() is c
+    assert c.cost(clock(), 0.010) == pytest.approx(0.010) and a.cost(clock()) == pytest.approx(0.020)
+
+
+def test_fast_overload_is_a_latency_penalty_not_a_bargain():
+    b = balancer(n=2)
+    a, c = b.endpoints.values()
+    for _ in range(3):
+        b.started(a)
+        b.finished(a, 0.0002, "overloaded")  # RESOURCE_EXHAUSTED in 0.2 ms
+        b.started(c)
+        b.finished(c, 0.020, "ok")
+    assert a.peak_ewma_s >= 1.0 and b.pick() is c
+
+
+@pytest.mark.parametrize("strategy", ["round_robin", "random", "weighted_random", "least_loaded", "fastest", "performance"])
+def test_every_strategy_picks_a_live_instance(strategy):
+    b = balancer(strategy, n=4)
+    seen = {b.pick().address for _ in range(200)}
+    assert seen <= set(b.endpoints) and seen
+
+
+def test_round_robin_cycles_and_weighted_random_follows_weights():
+    b = balancer("round_robin", n=3)
+    assert len({b.pick().address for _ in range(3)}) == 3
+    w = Balancer("weighted_random", rng=random.Random(1))
+    w.sync(["a", "b"], {"a": 3.0, "b": 1.0})
+    share = Counter(w.pick().address for _ in range(4000))["a"] / 4000
+    assert share == pytest.approx(0.75, abs=0.03)
+
+
+def test_performance_scores_response_time_load_errors_and_weight():
+    e = Endpoint("x", weight=2.0)
+    assert e.performance(100) == 2.0  # every factor 1.0 without data
+    e.latencies.extend([0.1] * 10)  # 100 ms average: resp = 1 / (1 + 100/100) = 0.5
+    e.loads.extend([50] * 10)  # load = 1 / (1 + 50/100)
+    e.requests, e.errors = 10, 1  # err = 0.9
+    assert e.performance(100) == pytest.approx(0.5 * (1 / 1.5) * 0.9 * 2.0)
+
+
+def test_consecutive_failures_eject_for_growing_capped_times_within_the_share():
+    clock = Clock()
+    b = balancer(n=10, clock=clock)
+    bad = b.endpoints["10.0.0.0:1"]
+    ejected = []
+    b.on_eject = lambda address, seconds: ejected.append(seconds)
+    for round_ in range(12):
+        for _ in range(5):
+            b.started(bad)
+            b.finished(bad, 0.001, "failed")
+        clock.now += 400  # past any ejection
+    assert ejected[:3] == [30.0, 60.0, 90.0] and max(ejected) == 300.0
+    # At most 10% of 10 instances: a second bad one is not ejected while the first is.
+    other = b.endpoints["10.0.0.1:1"]
+    for _ in range(5):
+        b.started(bad)
+        b.finished(bad, 0.001, "failed")
+        b.started(other)
+        b.finished(other, 0.001, "failed")
+    assert bad.ejected_until > clock.now and other.ejected_until <= clock.now
+    assert b.pick(exclude=set()) is not bad and all(b.pick() is not bad for _ in range(50))
+    clock.now = bad.ejected_until + 1  # re-admitted
+    assert bad in b.available()
+
+
+def test_the_breaker_opens_half_opens_and_closes():
+    clock = Clock()
+    breaker = CircuitBreaker(window_s=10, min_requests=10, failure_ratio=0.5, open_s=5, probes=2, clock=clock)
+    for i in range(10):
+        breaker.record(i % 2 == 0)  # 50% failures over 10 calls
+    assert breaker.state == OPEN and not breaker.allow()
+    clock.now += 5
+    assert breaker.allow() and breaker.state == HALF_OPEN and breaker.allow() and not breaker.allow()  # two probes
+    breaker.record(False)
+    assert breaker.state == OPEN
+    clock.now += 5
+    assert breaker.allow() and breaker.allow()
+    breaker.record(True)
+    breaker.record(True)
+    assert breaker.state == CLOSED and breaker.allow()
+
+
+def test_the_retry_budget_is_a_share_of_requests_plus_a_floor():
+    clock = Clock()
+    budget = RetryBudget(ratio=0.2, per_second=1.0, window_s=10, clock=clock)
+    for _ in range(100):
+        budget.request()
+    granted = sum(budget.try_spend() for _ in range(100))
+    assert granted == 30  # 20% of 100 requests + 1/s over 10 s
+    clock.now += 11  # the window has passed: the floor is back
+    assert sum(budget.try_spend() for _ in range(100)) == 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sys
 import time
 
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from cli.prometheus_targets import write_file_sd
 from cli.status import collect_status
 from cli.supervisor import Supervisor, SupervisorServicer, default_specs
+from mesh.admin_auth import TOKEN_FILE
 from mesh.config import ConfigError, MeshSettings
 from mesh.discovery import open_registry
 from mesh.runtime import ServiceRuntime
@@ -78,6 +80,17 @@ async def run_up(settings: MeshSettings, replicas: int) -> int:
     return 0
 
 
+def ensure_admin_token(state_dir) -> None:
+    """The admin token the CLI and the services read (<state_dir>/admin-token, mode 0600)."""
+    path = state_dir / TOKEN_FILE
+    if path.exists():
+        return
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(32) + "\n")
+
+
 def up(settings: MeshSettings, replicas: int) -> int:
     problem = check_configuration()
     if problem:
@@ -88,6 +101,7 @@ def up(settings: MeshSettings, replicas: int) -> int:
         return 1
     from domain.models.repository import scan
 
+    ensure_admin_token(settings.state_dir)
     if not scan(settings.model_repository):
         from training.train import train
 

@@ -26,6 +26,8 @@ class MeshError(Exception):
     """
 
     status = "INTERNAL"
+    retry_after_s: float | None = None
+    """When set, the caller may try again after this long (a RetryInfo in the status details)."""
 
     def __init__(self, message: str, reason: str = "", info: dict[str, str] | None = None) -> None:
         super().__init__(message)

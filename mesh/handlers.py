@@ -145,7 +145,8 @@ class _Method:
         if isinstance(error, MeshError):
             code = grpc.StatusCode[error.status]
             message = _capped(error.message)
-            await context.abort(code, message, error_info_trailer(code, message, error.reason, error.info) if error.reason else ())
+            trailer = error_info_trailer(code, message, error.reason, error.info, error.retry_after_s) if error.reason else ()
+            await context.abort(code, message, trailer)
         log.error("unexpected error in %s", self.full_method, exc_info=error)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {self.full_method}; see the server log (trace id {current_trace_id()})")
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -14,11 +16,19 @@ DOMAIN = "scoremesh"
 MAX_INFO_VALUE = 128
 
 
-def error_info_trailer(code: grpc.StatusCode, message: str, reason: str, info: dict[str, str]) -> tuple[tuple[str, bytes], ...]:
+def error_info_trailer(code: grpc.StatusCode, message: str, reason: str, info: dict[str, str],
+                       retry_after_s: float | None = None) -> tuple[tuple[str, bytes], ...]:
     detail = any_pb2.Any()
     metadata = {str(k)[:MAX_INFO_VALUE]: str(v)[:MAX_INFO_VALUE] for k, v in info.items()}
     detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata))
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
+    details = [detail]
+    if retry_after_s is not None:  # google.rpc.RetryInfo: when the caller may try again
+        retry = any_pb2.Any()
+        retry_info = error_details_pb2.RetryInfo()
+        retry_info.retry_delay.FromTimedelta(timedelta(seconds=retry_after_s))
+        retry.Pack(retry_info)
+        details.append(retry)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
     return ((DETAILS_KEY, status.SerializeToString()),)
 
 
@@ -33,3 +43,14 @@ def error_info(error: grpc.aio.AioRpcError | grpc.RpcError) -> tuple[str, dict[s
                 if detail.Unpack(found):
                     return found.reason, dict(found.metadata)
     return "", {}
+
+
+def retry_after(error: grpc.aio.AioRpcError | grpc.RpcError) -> float | None:
+    """Seconds of the RetryInfo a failed call carried, or None."""
+    for key, value in error.trailing_metadata() or ():
+        if key == DETAILS_KEY:
+            for detail in status_pb2.Status.FromString(value).details:
+                found = error_details_pb2.RetryInfo()
+                if detail.Unpack(found):
+                    return found.retry_delay.ToTimedelta().total_seconds()
+    return None

@@ -15,6 +15,7 @@ exporter at all.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Sequence
 
@@ -113,6 +114,12 @@ class Tracing:
             if code != "OK":
                 span.set_status(Status(StatusCode.ERROR, code))
             span.end()
+
+    def internal_span(self, name: str):
+        """A span around a step inside a call (a pipeline stage), when recording."""
+        if self.recording:
+            return self.tracer.start_as_current_span(name)
+        return contextlib.nullcontext()
 
     def shutdown(self) -> None:
         self.provider.shutdown()  # flushes pending spans

@@ -10,14 +10,14 @@ NON_FINITE_OUTPUT, counted), never a result.
 
 from __future__ import annotations
 
-import hmac
 import time
 
 import numpy as np
 import torch
 
-from domain.errors import InvalidArgument, MeshError, ModelError, NotFound, PermissionDenied, Unauthenticated, quote
+from domain.errors import InvalidArgument, MeshError, ModelError, NotFound, quote
 from domain.inference_protocol import FEATURE_SCHEMA_PARAMETER, INPUT_NAME, MEMBER_NAMES_PARAMETER, NON_FINITE_OUTPUT, OUTPUT_NAMES
+from mesh.admin_auth import check_bearer
 from services.inference.batching import Timing
 from services.inference.model_manager import ModelManager, ServedVersion
 from services.inference.statistics import VersionStatistics
@@ -200,13 +200,9 @@ class InferenceHandler:
         return [RepositoryEntry(*row) for row in self.manager.index() if not ready_only or row[2] == "READY"]
 
     def authorize(self, authorization: str) -> None:
-        """The admin bearer token, compared in constant time; no token configured = open."""
-        if not self.admin_token:
-            return
-        if not authorization:
-            raise Unauthenticated("repository calls need an 'authorization: Bearer <token>' header")
-        if not hmac.compare_digest(authorization.encode(), f"Bearer {self.admin_token}".encode()):
-            raise PermissionDenied("the bearer token is not the admin token")
+        """The admin bearer token (mesh.admin_auth); no token configured = open (loopback use)."""
+        if self.admin_token:
+            check_bearer(authorization, self.admin_token, "repository calls")
 
     async def load(self, name: str, authorization: str) -> None:
         self.authorize(authorization)

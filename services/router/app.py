@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import Counter
 
 from inference import grpc_service_pb2_grpc
+from mesh.admin_auth import admin_token
+from mesh.config import config_file
 from mesh.runtime import Readiness, Service, ServiceRuntime, service_main
 from scoremesh.v1 import features_pb2_grpc, monitoring_pb2_grpc, router_pb2_grpc
+from services.router.admin import RoutingAdmin
+from services.router.admission import AdmissionControl
 from services.router.clients import FeaturesCalls, InferenceCalls, send_telemetry
 from services.router.model_catalog import ModelCatalog
+from services.router.routing_config import parse
+from services.router.routing_state import RoutingSource, RoutingState
+from services.router.rules import RuleError
 from services.router.scoring import ScoringPipeline
 from services.router.servicer import RouterServicer
 from services.router.settings import RouterSettings
+from services.router.shadow import ShadowRunner
 from services.router.telemetry_buffer import TelemetryBuffer
 
+log = logging.getLogger(__name__)
 TELEMETRY_DROPPED = Counter("scoremesh_router_telemetry_dropped_total", "Telemetry records dropped (buffer full).")
+
+
+def routing_source(settings: RouterSettings) -> RoutingSource:
+    consul = None
+    if settings.discovery == "consul":
+        import consul as py_consul
+
+        consul = py_consul.Consul(host=settings.consul_host, port=settings.consul_port)
+    return RoutingSource(config_file(), settings.state_dir / "routing.yaml", consul)
 
 
 async def setup(runtime: ServiceRuntime, settings: RouterSettings) -> Readiness:
@@ -22,10 +42,31 @@ async def setup(runtime: ServiceRuntime, settings: RouterSettings) -> Readiness:
     inference = runtime.client("inference", grpc_service_pb2_grpc.GRPCInferenceServiceStub, "inference.GRPCInferenceService")
     monitoring = runtime.client("monitoring", monitoring_pb2_grpc.MonitoringStub, "scoremesh.v1.Monitoring")
     buffer = TelemetryBuffer(settings.telemetry_buffer, on_drop=TELEMETRY_DROPPED.inc)
-    inference_calls = InferenceCalls(inference)
+    source = routing_source(settings)
+    document, origin = source.initial()
+    try:
+        state = RoutingState(parse(document), origin)
+    except RuleError as error:  # a bad file at start: refuse to start rather than route wrongly
+        raise SystemExit(f"scoremesh: invalid routing configuration ({origin}): {error}") from None
+
+    def reload(new_document, new_origin: str) -> None:
+        try:
+            state.apply(new_document, new_origin)
+        except RuleError as error:
+            log.error("routing configuration from %s refused, %s stays: %s", new_origin, state.config.version, error)
+
+    runtime.spawn(source.watch(reload, settings.routing_poll_s), "routing-watch")
+    feature_calls, inference_calls = FeaturesCalls(features), InferenceCalls(inference)
     catalog = ModelCatalog(inference_calls.replicas, inference_calls.describe, settings.model_catalog_max_age_s)
-    pipeline = ScoringPipeline(catalog, FeaturesCalls(features).extract, inference_calls.infer, buffer, settings.max_candidates)
-    runtime.add_servicer(router_pb2_grpc.add_RouterServicer_to_server, RouterServicer(pipeline, settings.default_timeout_s), "scoremesh.v1.Router")
+    admission = AdmissionControl(settings.max_in_flight)
+    shadow = ShadowRunner(catalog, feature_calls.extract, inference_calls.infer, settings.shadow_timeout_s, settings.shadow_max_running,
+                          busy=lambda: admission.in_flight > admission.max_in_flight // 2)
+    runtime.on_stop(shadow.close)
+    pipeline = ScoringPipeline(catalog, feature_calls.extract, inference_calls.infer, buffer, state.current, admission, shadow,
+                               settings.max_candidates, span=runtime.tracing.internal_span)
+    admin = RoutingAdmin(state, source, admin_token(settings.admin_token, settings.state_dir))
+    runtime.add_servicer(router_pb2_grpc.add_RouterServicer_to_server, RouterServicer(pipeline, admin, settings.default_timeout_s),
+                         "scoremesh.v1.Router")
     runtime.spawn(send_telemetry(monitoring, buffer), "telemetry")
 
     async def ready() -> bool:

@@ -33,7 +33,7 @@ class FeaturesCalls:
     def __init__(self, client: ServiceClient) -> None:
         self.client = client
 
-    async def extract(self, request: ScoreRequest, schema_version: str, timeout: float) -> Features:
+    async def extract(self, request: ScoreRequest, schema_version: str, timeout: float, attempts: int | None = None) -> Features:
         """Extract with the caller's own messages relayed as they came; the features service
         validates them, and its verdict on the caller's fields is the caller's error."""
         wire = request.wire
@@ -50,7 +50,7 @@ class FeaturesCalls:
                 candidates=candidates_to_proto(request.candidates), schema_version=schema_version,
             )
         try:
-            response = await self.client.call("Extract", message, timeout)
+            response = await self.client.call("Extract", message, timeout, attempts=attempts)
         except UpstreamError as error:
             if error.status == "INVALID_ARGUMENT":
                 raise InvalidArgument(error.upstream_message) from None
@@ -80,12 +80,12 @@ class InferenceCalls:
             raise UpstreamError("inference", error.code().name, error.details() or "", *error_info(error)) from None
         return ModelDescription(tuple(response.versions), headers.get(MODEL_VERSION_HEADER, version), headers.get(FEATURE_SCHEMA_HEADER, ""))
 
-    async def infer(self, choice: ModelChoice, request_id: str, features: Features, timeout: float) -> Inference:
+    async def infer(self, choice: ModelChoice, request_id: str, features: Features, timeout: float, attempts: int | None = None) -> Inference:
         message = encode_request(
             choice.model, features.payload, request_id, choice.version,
             parameters={FEATURE_SCHEMA_PARAMETER: features.schema}, shape=(features.rows, features.cols),
         )
-        response = await self.client.call("ModelInfer", message, timeout, eligible=choice.addresses)
+        response = await self.client.call("ModelInfer", message, timeout, eligible=choice.addresses, attempts=attempts)
         try:
             outputs = decode_response(response)
             members = response.parameters[MEMBER_NAMES_PARAMETER].string_param.split(",")

@@ -63,20 +63,29 @@ class ModelCatalog:
         self._replicas = replicas
         self._describe = describe
         self.max_age_s = max_age_s
-        self._choices: dict[str, tuple[float, ModelChoice]] = {}
+        self._served: dict[str, tuple[float, dict[str, frozenset[str]]]] = {}  # model -> (when, address -> versions)
         self._schemas: dict[tuple[str, str], str] = {}  # (model, version) -> feature schema
+        self._choices: dict[tuple[str, str], ModelChoice] = {}  # from the current view of each model
         self._refreshing: dict[str, asyncio.Task] = {}
 
-    async def choose(self, model: str) -> ModelChoice:
-        entry = self._choices.get(model)
+    async def choose(self, model: str, version: str = "") -> ModelChoice:
+        """The version to ask for ("" = the newest all replicas share, else exactly `version`),
+        its feature schema and the replicas that serve it."""
+        choice = self._choices.get((model, version))
+        entry = self._served.get(model)
         if entry is None:
-            return await asyncio.shield(self._refresh(model))
-        if time.monotonic() - entry[0] > self.max_age_s:
-            self._refresh(model)  # in the background; the current choice answers meanwhile
-        return entry[1]
+            await asyncio.shield(self._refresh(model))
+            entry = self._served[model]
+        elif time.monotonic() - entry[0] > self.max_age_s:
+            self._refresh(model)  # in the background; the current view answers meanwhile
+        if choice is not None:
+            return choice
+        return await self._choice(model, version, entry[1])
 
     def invalidate(self, model: str) -> None:
-        self._choices.pop(model, None)
+        self._served.pop(model, None)
+        for key in [k for k in self._choices if k[0] == model]:
+            del self._choices[key]
 
     def _refresh(self, model: str) -> asyncio.Task:
         """One refresh per model at a time; concurrent callers share it."""
@@ -89,30 +98,42 @@ class ModelCatalog:
 
     def _finished(self, model: str, task: asyncio.Task) -> None:
         self._refreshing.pop(model, None)
-        if not task.cancelled() and task.exception() is not None and model in self._choices:
-            log.warning("model catalog refresh of %s failed (the previous choice stays): %s", model, task.exception())
+        if not task.cancelled() and task.exception() is not None and model in self._served:
+            log.warning("model catalog refresh of %s failed (the previous view stays): %s", model, task.exception())
 
-    async def _look(self, model: str) -> ModelChoice:
+    async def _look(self, model: str) -> None:
         addresses = await self._replicas()
         answers = await asyncio.gather(*(self._describe(a, model, "") for a in addresses), return_exceptions=True)
-        served: dict[str, set[str]] = {}
+        served: dict[str, frozenset[str]] = {}
         errors: list[BaseException] = []
         for address, answer in zip(addresses, answers):
             if isinstance(answer, BaseException):
                 errors.append(answer)
                 continue
             self._schemas[(model, answer.version)] = answer.feature_schema
-            served[address] = set(answer.versions)
+            served[address] = frozenset(answer.versions)
         if not served:
             if errors and isinstance(errors[0], MeshError):
                 raise errors[0]
             raise Unavailable(f"inference: no healthy replica serves model {model!r}")
-        common = set.intersection(*served.values())
-        version = max(common or set.union(*served.values()), key=_version_key)
-        if (model, version) not in self._schemas:
-            address = next(a for a, versions in served.items() if version in versions)
-            answer = await self._describe(address, model, version)
-            self._schemas[(model, version)] = answer.feature_schema
-        choice = ModelChoice(model, version, self._schemas[(model, version)], frozenset(a for a, v in served.items() if version in v))
-        self._choices[model] = (time.monotonic(), choice)
+        previous = self._served.get(model)
+        self._served[model] = (time.monotonic(), served)
+        if previous is None or previous[1] != served:
+            for key in [k for k in self._choices if k[0] == model]:
+                del self._choices[key]
+
+    async def _choice(self, model: str, version: str, served: dict[str, frozenset[str]]) -> ModelChoice:
+        if version:
+            if not any(version in versions for versions in served.values()):
+                raise Unavailable(f"inference: no replica serves model {model!r} version {version!r} (served: "
+                                  f"{', '.join(sorted(set().union(*served.values()), key=_version_key))})")
+            chosen = version
+        else:
+            common = frozenset.intersection(*served.values())
+            chosen = max(common or frozenset().union(*served.values()), key=_version_key)
+        if (model, chosen) not in self._schemas:
+            address = next(a for a, versions in served.items() if chosen in versions)
+            self._schemas[(model, chosen)] = (await self._describe(address, model, chosen)).feature_schema
+        choice = ModelChoice(model, chosen, self._schemas[(model, chosen)], frozenset(a for a, v in served.items() if chosen in v))
+        self._choices[(model, version)] = choice
         return choice

@@ -1,6 +1,8 @@
-"""One Score request end to end: route, pick the model version, extract, infer, post-process,
-report. No gRPC here: the features and inference calls are injected (`extract`, `infer`), so this
-is tested with plain functions and served with real gRPC clients (clients.py).
+"""One Score request end to end: route by the rules, admit, pick the split arm, run the route's
+pipeline (feature extraction, model inference with a real fallback, post-processing), mirror
+to the shadow, report. No gRPC here: the features and inference calls are injected (`extract`,
+`infer`), so this is tested with plain functions and served with real gRPC clients
+(clients.py).
 
 Validation happens once: the router checks what it owns (request id, candidate count, data
 type for routing) and relays the request to the features service, which validates the request
@@ -9,20 +11,34 @@ model (domain.request) and whose verdict on the caller's fields is passed on as 
 
 from __future__ import annotations
 
+import contextlib
+import random
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from prometheus_client import Counter, Histogram
 
 from domain.errors import InvalidArgument, MeshError, ModelError, UpstreamError, quote
 from domain.inference_protocol import NON_FINITE_OUTPUT, SCHEMA_MISMATCH
 from domain.request import MAX_STRING_LENGTH, CandidateColumns, Context, validate_candidate_count, validate_context
-from services.router import postprocess
+from mesh.metrics import LATENCY_BUCKETS
+from services.router import pipeline, postprocess
+from services.router.admission import AdmissionControl
 from services.router.model_catalog import ModelCatalog, ModelChoice
-from services.router.routing import Route, choose_route
+from services.router.routing_config import Arm, Route, RoutingConfig, Stage
+from services.router.rules import Match, RequestView
 from services.router.telemetry_buffer import TelemetryBuffer
+
+ROUTED = Counter("scoremesh_router_scores_total", "Scores by route, split arm, outcome and routing configuration version.",
+                 ["route", "arm", "outcome", "config_version"])
+STAGES = Histogram("scoremesh_router_stage_seconds", "Pipeline stage latency by outcome.", ["stage", "outcome"], buckets=LATENCY_BUCKETS)
+FALLBACKS = Counter("scoremesh_router_fallbacks_total", "Scores answered by the route's fallback ensemble.", ["route", "ensemble", "fallback"])
+# Failures of the route's own ensemble that the fallback ensemble may answer instead.
+FALLBACK_STATUSES = frozenset({"UNAVAILABLE", "NOT_FOUND", "INTERNAL", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "DEADLINE_EXCEEDED"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,8 @@ class ScoreRequest:
     wire: Any = None
     """The message this request was decoded from, relayed as is to the features service (one
     conversion per hop); None when built in code."""
+    caller: str = ""
+    """Who calls (the x-scoremesh-caller metadata), for per-caller admission."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +84,9 @@ class ScoreResult:
     on the hot path; the converter writes the response in one pass."""
 
     request_id: str
-    route: Route
+    route: str
+    rule: str
+    arm: str
     model_name: str
     model_version: str
     schema_version: str
@@ -76,6 +96,9 @@ class ScoreResult:
     member_scores: np.ndarray
     confidence: np.ndarray
     bid: np.ndarray
+    config_version: str = ""
+    fallback_used: bool = False
+    skipped_stages: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     features_degraded: bool = False
 
@@ -83,25 +106,63 @@ class ScoreResult:
         return len(self.ad_ids)
 
 
-# extract(request, schema_version, timeout_s)
-Extract = Callable[[ScoreRequest, str, float], Awaitable[Features]]
-# infer(model choice, request_id, features, timeout_s)
-Infer = Callable[[ModelChoice, str, Features, float], Awaitable[Inference]]
+@dataclass(frozen=True)
+class Explanation:
+    match: Match
+    route: Route
+    arm: Arm
+    config_version: str
+
+
+# extract(request, schema_version, timeout_s, attempts)
+Extract = Callable[[ScoreRequest, str, float, int | None], Awaitable[Features]]
+# infer(model choice, request_id, features, timeout_s, attempts)
+Infer = Callable[[ModelChoice, str, Features, float, int | None], Awaitable[Inference]]
+# shadow(route, request, features, primary inference): mirrors off the caller's path
+Mirror = Callable[[Route, ScoreRequest, Features, Inference], None]
+
+
+@dataclass
+class _Run:
+    """What the stages of one Score share."""
+
+    request: ScoreRequest
+    route: Route
+    arm: Arm
+    deadline: float
+    state: pipeline.PipelineRun
+    choice: ModelChoice | None = None
+    features: Features | None = None
+    inference: Inference | None = None
+    bid: np.ndarray | None = None
+    fallback_used: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class ScoringPipeline:
-    def __init__(self, catalog: ModelCatalog, extract: Extract, infer: Infer, telemetry: TelemetryBuffer, max_candidates: int = 1000) -> None:
+    def __init__(self, catalog: ModelCatalog, extract: Extract, infer: Infer, telemetry: TelemetryBuffer,
+                 routing: Callable[[], RoutingConfig], admission: AdmissionControl | None = None, mirror: Mirror | None = None,
+                 max_candidates: int = 1000, rng: random.Random | None = None,
+                 span: Callable[[str], AbstractContextManager] = lambda _: contextlib.nullcontext()) -> None:
         self.catalog = catalog
         self.extract = extract
         self.infer = infer
         self.telemetry = telemetry
+        self.routing = routing
+        self.admission = admission or AdmissionControl()
+        self.mirror = mirror
         self.max_candidates = max_candidates
+        self.rng = rng or random.Random()
+        self.span = span
 
-    def explain(self, context: Context) -> Route:
-        """The route a request with this context takes (ExplainRoute); the context is checked
-        here, since no features service sees it."""
+    def explain(self, context: Context, categories: tuple[str, ...] = ()) -> Explanation:
+        """The route a request with this context would take, and why (ExplainRoute); the
+        context is checked here, since no features service sees it."""
         validate_context(context)
-        return choose_route(context)
+        config = self.routing()
+        match = config.rules.explain(RequestView(context, categories))
+        route = config.routes[match.route]
+        return Explanation(match, route, route.arm(context.user_id, self.rng), config.version)
 
     async def score(self, request: ScoreRequest, timeout: float) -> ScoreResult:
         started = time.perf_counter()
@@ -109,54 +170,107 @@ class ScoringPipeline:
         if len(request.request_id) > MAX_STRING_LENGTH:
             raise InvalidArgument(f"request_id: at most {MAX_STRING_LENGTH} characters (got {quote(request.request_id)})")
         validate_candidate_count(len(request.candidates), self.max_candidates)
-        route = choose_route(request.context)
-        timings: dict[str, float] = {}
-        model_version = ""
+        config = self.routing()  # one snapshot for the whole request: a reload never mixes in
+        view = RequestView(request.context, request.candidates.category)
+        route_name, rule = config.rules.rule_for(view)
+        route = config.routes[route_name]
+        self.admission.admit(config.version, route_name, route.admission, request.caller, config.per_caller)
+        arm = route.arm(request.context.user_id, self.rng)
+        run = _Run(request, route, arm, deadline, pipeline.PipelineRun(view))
+        self.admission.in_flight += 1
         try:
-            choice = await self.catalog.choose(route.model)
-            t = time.perf_counter()
-            features = await self.extract(request, choice.schema_version, deadline - time.monotonic())
-            timings["features"] = (time.perf_counter() - t) * 1000
-            t = time.perf_counter()
-            try:
-                inference = await self.infer(choice, request.request_id, features, deadline - time.monotonic())
-            except UpstreamError as error:
-                if error.reason == SCHEMA_MISMATCH or error.status == "NOT_FOUND":
-                    self.catalog.invalidate(route.model)  # a replica no longer serves that version
-                raise
-            finally:
-                timings["inference"] = (time.perf_counter() - t) * 1000
-            model_version = inference.model_version
-            result = self._assemble(request, route, features, inference)
+            await pipeline.run(
+                config.pipelines[route.pipeline],
+                {"feature_extraction": lambda stage, t: self._extract(run, stage, t),
+                 "model_inference": lambda stage, t: self._infer(run, stage, t),
+                 "post_processing": lambda stage, t: self._post_process(run)},
+                run.state, deadline, self._on_stage, self.span,
+            )
+            result = self._result(run, rule, config.version)
         except MeshError as error:
-            self._report(request, route.model, model_version, error.status, started, timings, [])
+            ROUTED.labels(route_name, arm.name, error.status, config.version).inc()
+            self._report(request, route.ensemble, "", error.status, started, run.timings, [])
             raise
-        result.timings_ms = timings
-        self._report(request, route.model, model_version, "OK", started, timings, result.score)
+        finally:
+            self.admission.in_flight -= 1
+        ROUTED.labels(route_name, arm.name, "OK", config.version).inc()
+        self._report(request, result.model_name, result.model_version, "OK", started, run.timings, result.score)
+        if self.mirror is not None and route.mirrors(self.rng):
+            self.mirror(route, request, run.features, run.inference)
         return result
 
+    # ------------------------------------------------------------------ stages
     @staticmethod
-    def _assemble(request: ScoreRequest, route: Route, features: Features, inference: Inference) -> ScoreResult:
+    def _attempts(stage: Stage) -> int | None:
+        """retry: the stage's attempts; fail and skip: one; fallback: the client's default."""
+        return {"retry": stage.attempts, "fail": 1, "skip": 1}.get(stage.on_error)
+
+    async def _extract(self, run: _Run, stage: Stage, timeout: float) -> None:
+        t = time.perf_counter()
+        run.choice = await self.catalog.choose(run.route.ensemble, run.arm.version)
+        run.features = await self.extract(run.request, run.choice.schema_version, timeout, self._attempts(stage))
+        run.state.outputs["feature_extraction.degraded"] = run.features.degraded
+        run.timings["features"] = (time.perf_counter() - t) * 1000
+
+    async def _infer(self, run: _Run, stage: Stage, timeout: float) -> None:
+        t = time.perf_counter()
+        deadline = time.monotonic() + timeout
+        try:
+            run.inference = await self._call_model(run.choice, run, deadline, self._attempts(stage))
+        except MeshError as error:
+            fallback = run.route.fallback
+            if stage.on_error != "fallback" or not fallback or error.status not in FALLBACK_STATUSES or time.monotonic() >= deadline:
+                raise
+            choice = await self.catalog.choose(fallback)
+            if choice.feature_schema != run.features.schema:  # the fallback was trained on another schema version
+                run.features = await self.extract(run.request, choice.schema_version, deadline - time.monotonic(), None)
+            run.inference = await self._call_model(choice, run, deadline, None)
+            run.fallback_used = True
+            run.state.outputs["model_inference.fallback_used"] = True
+            FALLBACKS.labels(run.route.name, run.route.ensemble, fallback).inc()
+        finally:
+            run.timings["inference"] = (time.perf_counter() - t) * 1000
+        confidence = run.inference.confidence
+        run.state.outputs["model_inference.confidence_mean"] = float(confidence.mean()) if len(confidence) else 0.0
+        run.state.outputs["model_inference.confidence_min"] = float(confidence.min()) if len(confidence) else 0.0
+        run.state.outputs["model_inference.score_mean"] = float(run.inference.score.mean()) if len(confidence) else 0.0
+
+    async def _call_model(self, choice: ModelChoice, run: _Run, deadline: float, attempts: int | None) -> Inference:
+        try:
+            inference = await self.infer(choice, run.request.request_id, run.features, deadline - time.monotonic(), attempts)
+        except UpstreamError as error:
+            if error.reason == SCHEMA_MISMATCH or error.status == "NOT_FOUND":
+                self.catalog.invalidate(choice.model)  # a replica no longer serves that version
+            raise
         for name in ("score", "member_scores", "confidence"):
             if not np.isfinite(getattr(inference, name)).all():
                 raise ModelError(
                     f"model {inference.model_name} v{inference.model_version} answered non-finite {name}; the result is withheld",
                     reason=NON_FINITE_OUTPUT, info={"model": inference.model_name, "version": inference.model_version},
                 )
-        candidates = request.candidates
-        bid = postprocess.bids(
-            request.context,
-            inference.score,
-            np.asarray(candidates.bid_amount, dtype=np.float64),
-            np.asarray(candidates.quality_score, dtype=np.float64),
-        )
-        return ScoreResult(
-            request.request_id, route, inference.model_name, inference.model_version, features.schema_version,
-            list(candidates.ad_id), inference.member_names, inference.score, inference.member_scores, inference.confidence, bid,
-            features_degraded=features.degraded,
+        return inference
+
+    async def _post_process(self, run: _Run) -> None:
+        candidates = run.request.candidates
+        run.bid = postprocess.bids(
+            run.request.context, run.inference.score,
+            np.asarray(candidates.bid_amount, dtype=np.float64), np.asarray(candidates.quality_score, dtype=np.float64),
         )
 
-    def _report(self, request: ScoreRequest, model: str, version: str, status: str, started: float, timings: dict, scores: list) -> None:
+    def _on_stage(self, stage: str, outcome: str, seconds: float) -> None:
+        STAGES.labels(stage, outcome).observe(seconds)
+
+    def _result(self, run: _Run, rule: str, config_version: str) -> ScoreResult:
+        inference, features = run.inference, run.features
+        bid = run.bid if run.bid is not None else np.zeros(len(run.request.candidates))
+        return ScoreResult(
+            run.request.request_id, run.route.name, rule, run.arm.name, inference.model_name, inference.model_version,
+            features.schema_version, list(run.request.candidates.ad_id), inference.member_names, inference.score,
+            inference.member_scores, inference.confidence, bid, config_version, run.fallback_used, list(run.state.skipped),
+            run.timings, features.degraded,
+        )
+
+    def _report(self, request: ScoreRequest, model: str, version: str, status: str, started: float, timings: dict, scores) -> None:
         self.telemetry.offer(
             {
                 "request_id": request.request_id,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import Field
+
 from mesh.config import MeshSettings
 
 
@@ -20,3 +24,24 @@ class RouterSettings(MeshSettings):
     model_catalog_max_age_s: float = 2.0
     """How long the router reuses what it learned from ModelMetadata (versions each replica
     serves, their feature schemas) before refreshing it in the background."""
+
+    routing: dict[str, Any] | None = None
+    """The routing configuration (rules, routes, splits, shadows, pipelines, admission; see
+    services/router/routing_config.py); unset = the built-in ads example. Edits reload without a
+    restart; `<state_dir>/routing.yaml` (written by ApplyRoutingConfig) takes precedence."""
+
+    routing_poll_s: float = 1.0
+    """How often the routing files are checked for changes (Consul KV is watched instead)."""
+
+    admin_token: str | None = None
+    """Bearer token of the admin RPCs (routing changes); unset = the token `scoremesh up` keeps in
+    <state_dir>/admin-token; with neither, admin RPCs are refused."""
+
+    max_in_flight: int = Field(default=256, ge=1)
+    """Scores in progress at once in one router process; beyond, RESOURCE_EXHAUSTED at once."""
+
+    shadow_timeout_s: float = 1.0
+    """Time budget of one shadow mirror (its own, never the caller's deadline)."""
+
+    shadow_max_running: int = Field(default=8, ge=0)
+    """Mirrors in flight at once; beyond, new ones are dropped (shadow traffic goes first)."""

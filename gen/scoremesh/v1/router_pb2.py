@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from scoremesh.v1 import common_pb2 as scoremesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19scoremesh/v1/router.proto\x12\x0cscoremesh.v1\x1a\x19scoremesh/v1/common.proto\"\xa9\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\tdata_type\x18\x02 \x01(\x0e\x32\x16.scoremesh.v1.DataType\x12-\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x1c.scoremesh.v1.RequestContext\x12+\n\ncandidates\x18\x04 \x03(\x0b\x32\x17.scoremesh.v1.Candidate\",\n\x0bMemberScore\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\"\x96\x01\n\x0e\x43\x61ndidateScore\x12\r\n\x05\x61\x64_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x30\n\rmember_scores\x18\x03 \x03(\x0b\x32\x19.scoremesh.v1.MemberScore\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12\x0b\n\x03\x62id\x18\x05 \x01(\x01\x12\x13\n\x0b\x65xplanation\x18\x06 \x01(\t\")\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\xd8\x01\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12%\n\x05model\x18\x02 \x01(\x0b\x32\x16.scoremesh.v1.ModelRef\x12\x30\n\ncandidates\x18\x03 \x03(\x0b\x32\x1c.scoremesh.v1.CandidateScore\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x12\r\n\x05route\x18\x05 \x01(\t\x12\x1e\n\x16\x66\x65\x61ture_schema_version\x18\x06 \x01(\t\x12\x19\n\x11\x66\x65\x61tures_degraded\x18\x07 \x01(\x08\"o\n\x13\x45xplainRouteRequest\x12)\n\tdata_type\x18\x01 \x01(\x0e\x32\x16.scoremesh.v1.DataType\x12-\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1c.scoremesh.v1.RequestContext\"I\n\x14\x45xplainRouteResponse\x12\r\n\x05route\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t2\xa5\x01\n\x06Router\x12\x42\n\x05Score\x12\x1a.scoremesh.v1.ScoreRequest\x1a\x1b.scoremesh.v1.ScoreResponse\"\x00\x12W\n\x0c\x45xplainRoute\x12!.scoremesh.v1.ExplainRouteRequest\x1a\".scoremesh.v1.ExplainRouteResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19scoremesh/v1/router.proto\x12\x0cscoremesh.v1\x1a\x19scoremesh/v1/common.proto\"\xa9\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\tdata_type\x18\x02 \x01(\x0e\x32\x16.scoremesh.v1.DataType\x12-\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x1c.scoremesh.v1.RequestContext\x12+\n\ncandidates\x18\x04 \x03(\x0b\x32\x17.scoremesh.v1.Candidate\",\n\x0bMemberScore\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\"\x96\x01\n\x0e\x43\x61ndidateScore\x12\r\n\x05\x61\x64_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x30\n\rmember_scores\x18\x03 \x03(\x0b\x32\x19.scoremesh.v1.MemberScore\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12\x0b\n\x03\x62id\x18\x05 \x01(\x01\x12\x13\n\x0b\x65xplanation\x18\x06 \x01(\t\")\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\xc0\x02\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12%\n\x05model\x18\x02 \x01(\x0b\x32\x16.scoremesh.v1.ModelRef\x12\x30\n\ncandidates\x18\x03 \x03(\x0b\x32\x1c.scoremesh.v1.CandidateScore\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x12\r\n\x05route\x18\x05 \x01(\t\x12\x1e\n\x16\x66\x65\x61ture_schema_version\x18\x06 \x01(\t\x12\x19\n\x11\x66\x65\x61tures_degraded\x18\x07 \x01(\x08\x12\x0c\n\x04rule\x18\x08 \x01(\t\x12\x11\n\tsplit_arm\x18\t \x01(\t\x12\x15\n\rfallback_used\x18\n \x01(\x08\x12\x16\n\x0e\x63onfig_version\x18\x0b \x01(\t\x12\x16\n\x0eskipped_stages\x18\x0c \x03(\t\"o\n\x13\x45xplainRouteRequest\x12)\n\tdata_type\x18\x01 \x01(\x0e\x32\x16.scoremesh.v1.DataType\x12-\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1c.scoremesh.v1.RequestContext\"I\n\x0eRuleEvaluation\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x0f\n\x07matched\x18\x02 \x01(\x08\x12\x18\n\x10\x66\x61iled_condition\x18\x03 \x01(\t\"\xe4\x01\n\x14\x45xplainRouteResponse\x12\r\n\x05route\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x31\n\x0b\x65valuations\x18\x05 \x03(\x0b\x32\x1c.scoremesh.v1.RuleEvaluation\x12\x11\n\tsplit_arm\x18\x06 \x01(\t\x12\x15\n\rmodel_version\x18\x07 \x01(\t\x12\x16\n\x0e\x66\x61llback_model\x18\x08 \x01(\t\x12\x16\n\x0e\x63onfig_version\x18\t \x01(\t\"\x19\n\x17GetRoutingConfigRequest\"I\n\x18GetRoutingConfigResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04yaml\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\":\n\x19\x41pplyRoutingConfigRequest\x12\x0c\n\x04yaml\x18\x01 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"]\n\x1a\x41pplyRoutingConfigResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x02 \x01(\x08\x12\r\n\x05rules\x18\x03 \x01(\x05\x12\x0e\n\x06routes\x18\x04 \x01(\x05\x32\xf5\x02\n\x06Router\x12\x42\n\x05Score\x12\x1a.scoremesh.v1.ScoreRequest\x1a\x1b.scoremesh.v1.ScoreResponse\"\x00\x12W\n\x0c\x45xplainRoute\x12!.scoremesh.v1.ExplainRouteRequest\x1a\".scoremesh.v1.ExplainRouteResponse\"\x00\x12\x63\n\x10GetRoutingConfig\x12%.scoremesh.v1.GetRoutingConfigRequest\x1a&.scoremesh.v1.GetRoutingConfigResponse\"\x00\x12i\n\x12\x41pplyRoutingConfig\x12\'.scoremesh.v1.ApplyRoutingConfigRequest\x1a(.scoremesh.v1.ApplyRoutingConfigResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,11 +41,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELREF']._serialized_start=441
   _globals['_MODELREF']._serialized_end=482
   _globals['_SCORERESPONSE']._serialized_start=485
-  _globals['_SCORERESPONSE']._serialized_end=701
-  _globals['_EXPLAINROUTEREQUEST']._serialized_start=703
-  _globals['_EXPLAINROUTEREQUEST']._serialized_end=814
-  _globals['_EXPLAINROUTERESPONSE']._serialized_start=816
-  _globals['_EXPLAINROUTERESPONSE']._serialized_end=889
-  _globals['_ROUTER']._serialized_start=892
-  _globals['_ROUTER']._serialized_end=1057
+  _globals['_SCORERESPONSE']._serialized_end=805
+  _globals['_EXPLAINROUTEREQUEST']._serialized_start=807
+  _globals['_EXPLAINROUTEREQUEST']._serialized_end=918
+  _globals['_RULEEVALUATION']._serialized_start=920
+  _globals['_RULEEVALUATION']._serialized_end=993
+  _globals['_EXPLAINROUTERESPONSE']._serialized_start=996
+  _globals['_EXPLAINROUTERESPONSE']._serialized_end=1224
+  _globals['_GETROUTINGCONFIGREQUEST']._serialized_start=1226
+  _globals['_GETROUTINGCONFIGREQUEST']._serialized_end=1251
+  _globals['_GETROUTINGCONFIGRESPONSE']._serialized_start=1253
+  _globals['_GETROUTINGCONFIGRESPONSE']._serialized_end=1326
+  _globals['_APPLYROUTINGCONFIGREQUEST']._serialized_start=1328
+  _globals['_APPLYROUTINGCONFIGREQUEST']._serialized_end=1386
+  _globals['_APPLYROUTINGCONFIGRESPONSE']._serialized_start=1388
+  _globals['_APPLYROUTINGCONFIGRESPONSE']._serialized_end=1481
+  _globals['_ROUTER']._serialized_start=1484
+  _globals['_ROUTER']._serialized_end=1857
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,16 @@ class RouterStub:
                 request_serializer=scoremesh_dot_v1_dot_router__pb2.ExplainRouteRequest.SerializeToString,
                 response_deserializer=scoremesh_dot_v1_dot_router__pb2.ExplainRouteResponse.FromString,
                 _registered_method=True)
+        self.GetRoutingConfig = channel.unary_unary(
+                '/scoremesh.v1.Router/GetRoutingConfig',
+                request_serializer=scoremesh_dot_v1_dot_router__pb2.GetRoutingConfigRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_router__pb2.GetRoutingConfigResponse.FromString,
+                _registered_method=True)
+        self.ApplyRoutingConfig = channel.unary_unary(
+                '/scoremesh.v1.Router/ApplyRoutingConfig',
+                request_serializer=scoremesh_dot_v1_dot_router__pb2.ApplyRoutingConfigRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_router__pb2.ApplyRoutingConfigResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServicer:
@@ -59,7 +69,23 @@ class RouterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExplainRoute(self, request, context):
-        """Which route a request would take, without scoring it.
+        """Which route a request would take, without scoring it, and why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRoutingConfig(self, request, context):
+        """The routing configuration in effect (rules, routes, pipelines) and its version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyRoutingConfig(self, request, context):
+        """Replace the routing configuration (admin: `authorization: Bearer <token>`). Validated whole
+        first: a bad one is refused naming the rule or route and the field, and the running one
+        stays. With dry_run, validated only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,6 +103,16 @@ def add_RouterServicer_to_server(servicer, server):
                     servicer.ExplainRoute,
                     request_deserializer=scoremesh_dot_v1_dot_router__pb2.ExplainRouteRequest.FromString,
                     response_serializer=scoremesh_dot_v1_dot_router__pb2.ExplainRouteResponse.SerializeToString,
+            ),
+            'GetRoutingConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoutingConfig,
+                    request_deserializer=scoremesh_dot_v1_dot_router__pb2.GetRoutingConfigRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_router__pb2.GetRoutingConfigResponse.SerializeToString,
+            ),
+            'ApplyRoutingConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyRoutingConfig,
+                    request_deserializer=scoremesh_dot_v1_dot_router__pb2.ApplyRoutingConfigRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_router__pb2.ApplyRoutingConfigResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +170,60 @@ class Router:
             '/scoremesh.v1.Router/ExplainRoute',
             scoremesh_dot_v1_dot_router__pb2.ExplainRouteRequest.SerializeToString,
             scoremesh_dot_v1_dot_router__pb2.ExplainRouteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoutingConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scoremesh.v1.Router/GetRoutingConfig',
+            scoremesh_dot_v1_dot_router__pb2.GetRoutingConfigRequest.SerializeToString,
+            scoremesh_dot_v1_dot_router__pb2.GetRoutingConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyRoutingConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scoremesh.v1.Router/ApplyRoutingConfig',
+            scoremesh_dot_v1_dot_router__pb2.ApplyRoutingConfigRequest.SerializeToString,
+            scoremesh_dot_v1_dot_router__pb2.ApplyRoutingConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,

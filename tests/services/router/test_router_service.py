@@ -27,6 +27,8 @@ def state(tmp_path_factory):
     for seed in (0, 1):
         train(state / "models", state / "features", TrainOptions(rows=3000, seed=seed, max_epochs=1), ensembles=ENSEMBLES[:1], progress=lambda _: None)
     assert SchemaStore(state / "features").versions("ads") == ["1", "2"]
+    # Only ctr_ensemble was trained: every request goes there.
+    (state / "routing.yaml").write_text("default_route: search\nroutes:\n  search: {ensemble: ctr_ensemble}\n")
     return state
 
 

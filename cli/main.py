@@ -89,35 +89,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- score
 def cmd_score(args: argparse.Namespace) -> int:
-    import grpc
-    from google.protobuf.json_format import MessageToDict
+    from cli.score import score
 
-    from mesh.discovery import open_registry
-    from scoremesh.v1 import router_pb2_grpc
-    from services.router.converters import score_request_to_proto
-    from training.synthetic import sample_request
+    return score(_settings(args), args)
+
+
+def cmd_routing(args: argparse.Namespace) -> int:
+    from cli.routing import apply, show
 
     settings = _settings(args)
-    routers = open_registry(settings).resolve("router")
-    if not routers:
-        print(f"scoremesh: no healthy router (is `scoremesh up` running with state in {settings.state_dir}?)", file=sys.stderr)
-        return 1
-    context, candidates = sample_request(args.candidates, args.data_type, seed=args.seed)
-    request = score_request_to_proto(args.request_id or "", context, candidates)
-    with grpc.insecure_channel(routers[0].address) as channel:
-        try:
-            response = router_pb2_grpc.RouterStub(channel).Score(request, timeout=args.timeout)
-        except grpc.RpcError as error:
-            print(f"scoremesh: Score failed: {error.code().name}: {error.details()}", file=sys.stderr)
-            return 1
-    if args.json:
-        print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
-        return 0
-    print(f"model {response.model.name} v{response.model.version} (route {response.route}), trace {response.trace_id}")
-    for c in response.candidates:
-        members = ", ".join(f"{m.member}={m.score:.4f}" for m in c.member_scores)
-        print(f"  {c.ad_id:<10} score {c.score:.4f}  confidence {c.confidence:.4f}  bid {c.bid:.3f}  [{members}]")
-    return 0
+    return show(settings, args.json) if args.routing_command == "show" else apply(settings, Path(args.file), args.dry_run)
 
 
 # ---------------------------------------------------------------- bench
@@ -155,7 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--request-id", default="")
     score.add_argument("--timeout", type=float, default=5.0)
     score.add_argument("--json", action="store_true")
+    score.add_argument("--explain", action="store_true", help="also show which routing rule matched and why the earlier ones did not")
+    score.add_argument("--caller", default="", help="who calls (x-scoremesh-caller: per-caller admission)")
     score.set_defaults(func=cmd_score)
+
+    routing = sub.add_parser("routing", help="the router's routing configuration")
+    routing_sub = routing.add_subparsers(dest="routing_command", required=True)
+    show = with_state(routing_sub.add_parser("show", help="the configuration in effect, its version and source"))
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_routing)
+    apply = with_state(routing_sub.add_parser("apply", help="replace the configuration (validated whole; admin token)"))
+    apply.add_argument("file", help="a YAML file with rules, routes, default_route (and pipelines, admission)")
+    apply.add_argument("--dry-run", action="store_true", help="validate only")
+    apply.set_defaults(func=cmd_routing)
 
     train = with_state(sub.add_parser("train", help="train the ensembles and write new versions"))
     train.add_argument("--rows", type=int, default=30_000)

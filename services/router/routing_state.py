@@ -70,10 +70,12 @@ def _read_yaml(path: Path) -> Any:
 
 
 class RoutingSource:
-    def __init__(self, config_file: Path, state_file: Path, consul: Any = None) -> None:
+    def __init__(self, config_file: Path, state_file: Path, consul: Any = None, watch_wait: str = "5s") -> None:
         self.config_file = config_file
         self.state_file = state_file
         self.consul = consul  # a py-consul client when Consul is the discovery backend
+        self.watch_wait = watch_wait  # longest a blocking query waits for a change
+        self._seen: tuple = ()
         self._stop = threading.Event()
 
     def _file_document(self) -> tuple[Any, str]:
@@ -109,6 +111,7 @@ class RoutingSource:
         with os.fdopen(fd, "w") as out:
             out.write(text)
         os.replace(tmp, self.state_file)  # atomic: readers see the old file or the new one
+        self._seen = self._stamps()  # applied here already: the watcher looks for the next change
         return f"state {self.state_file}"
 
     async def watch(self, on_change: Callable[[Any, str], None], poll_s: float = 1.0) -> None:
@@ -116,12 +119,12 @@ class RoutingSource:
         if self.consul is not None:
             await self._watch_consul(on_change)
             return
-        seen = self._stamps()
+        self._seen = self._stamps()
         while True:
             await asyncio.sleep(poll_s)
             stamps = self._stamps()
-            if stamps != seen:
-                seen = stamps
+            if stamps != self._seen:
+                self._seen = stamps
                 try:
                     document, source = await asyncio.to_thread(self._file_document)
                 except (OSError, yaml.YAMLError) as error:
@@ -144,7 +147,7 @@ class RoutingSource:
         index = None
         while True:
             try:
-                new_index, document = await asyncio.to_thread(self._kv, index, "5s" if index else None)
+                new_index, document = await asyncio.to_thread(self._kv, index, self.watch_wait if index else None)
             except Exception as error:  # agent restarting, network blip: keep the running config
                 log.warning("consul watch of %s failed: %s; retrying", CONSUL_KEY, error)
                 await asyncio.sleep(1.0)

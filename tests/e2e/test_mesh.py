@@ -254,6 +254,48 @@ def test_telemetry_reaches_monitoring_off_the_hot_path(mesh):
     assert slo.p50_ms > 0 and slo.p99_ms >= slo.p50_ms
 
 
+def test_score_explain_names_the_rule_and_why_earlier_ones_failed(mesh):
+    result = scoremesh("score", "--data-type", "conversion", "--candidates", "2", "--explain", state_dir=mesh.state_dir)
+    assert result.returncode == 0, result.stderr
+    assert "route conversion (rule conversion, arm main)" in result.stdout
+    verdicts = [line.split(None, 2)[1:] for line in result.stdout.splitlines() if line.startswith("  rule ")]
+    assert verdicts == [["search-stacking-experiment", "no: data_type eq 'search'"], ["eu-mobile-search", "no: data_type eq 'search'"],
+                        ["search", "no: data_type eq 'search'"], ["conversion", "matched"]]
+
+
+def test_routing_changes_need_the_admin_token_are_validated_whole_and_reload_every_router(mesh, tmp_path):
+    stub = router_stub(mesh)
+    before = stub.GetRoutingConfig(router_pb2.GetRoutingConfigRequest(), timeout=5)
+    assert before.source == "default" and "search-stacking-experiment" in before.yaml
+    small = "default_route: all\nroutes:\n  all: {ensemble: quality_ensemble}\n"
+    for metadata, code in (((), grpc.StatusCode.UNAUTHENTICATED), ((("authorization", "Bearer wrong"),), grpc.StatusCode.PERMISSION_DENIED)):
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.ApplyRoutingConfig(router_pb2.ApplyRoutingConfigRequest(yaml=small), timeout=5, metadata=metadata)
+        assert raised.value.code() == code
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(small.replace("default_route: all", "default_route: none"))
+    refused = scoremesh("routing", "apply", str(bad), state_dir=mesh.state_dir)
+    assert refused.returncode == 1 and "INVALID_ARGUMENT" in refused.stderr and "routing.default_route: no route 'none'" in refused.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text(small)
+    dry = scoremesh("routing", "apply", str(good), "--dry-run", state_dir=mesh.state_dir)
+    assert dry.returncode == 0 and dry.stdout.startswith("valid: version ")
+    assert stub.GetRoutingConfig(router_pb2.GetRoutingConfigRequest(), timeout=5).version == before.version
+    try:
+        applied = scoremesh("routing", "apply", str(good), state_dir=mesh.state_dir)
+        assert applied.returncode == 0 and applied.stdout.startswith("applied: version "), applied.stderr
+        response = stub.Score(score_request(2, "search", seed=2), timeout=5)
+        assert (response.model.name, response.route, response.rule) == ("quality_ensemble", "all", "")
+        assert response.config_version == applied.stdout.split()[2].rstrip(",")
+    finally:
+        (mesh.state_dir / "routing.yaml").unlink(missing_ok=True)  # back to the shipped example, by file watch
+    deadline = time.monotonic() + 10
+    while stub.GetRoutingConfig(router_pb2.GetRoutingConfigRequest(), timeout=5).version != before.version:
+        assert time.monotonic() < deadline, "the router did not reload its configuration"
+        time.sleep(0.2)
+    assert stub.Score(score_request(2, "conversion", seed=2), timeout=5).model.name == "cvr_ensemble"
+
+
 def test_mesh_bench_measures_score_against_the_floor_in_the_same_run(mesh, tmp_path):
     result = scoremesh("bench", "--mesh", "--seconds", "0.4", "--rounds", "1", "--candidates", "3", "--concurrency", "1,4",
                        "--out", str(tmp_path), state_dir=mesh.state_dir, timeout=180)

@@ -12,10 +12,13 @@ Documented Consul behaviour it follows:
   entries whose checks all pass; `?index=N&wait=D` blocks until the index moves past N or D
   elapses; every answer carries `X-Consul-Index`, which moves on every change.
 - `GET /v1/catalog/services` maps service names to their tags.
+- `PUT /v1/kv/<key>` stores the raw body; `GET /v1/kv/<key>` answers it base64-encoded with its
+  ModifyIndex (404 when absent), blocking like the other reads.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -48,6 +51,7 @@ def _lower_keys(value):
 class ConsulDouble:
     def __init__(self) -> None:
         self.services: dict[str, dict] = {}
+        self.kv: dict[str, tuple[bytes, int]] = {}  # key -> (value, modify index)
         self.index = 1
         self.changed = threading.Condition()
         self._stop = threading.Event()
@@ -207,7 +211,13 @@ class ConsulDouble:
             def do_PUT(self):
                 url = urlparse(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+                raw = self.rfile.read(length) if length else b""
+                if url.path.startswith("/v1/kv/"):  # the value is the raw body, not JSON
+                    with double.changed:
+                        double.kv[url.path[len("/v1/kv/"):]] = (raw, double.index + 1)
+                        double._bump()
+                    return self._reply(200, True)
+                body = json.loads(raw or b"{}") if length else {}
                 if url.path == "/v1/agent/service/register":
                     try:
                         double.register(body)
@@ -231,6 +241,15 @@ class ConsulDouble:
                     return self._reply(200, double.health(url.path.rsplit("/", 1)[1], "passing" in query))
                 if url.path == "/v1/catalog/services":
                     return self._reply(200, double.catalog())
+                if url.path.startswith("/v1/kv/"):
+                    key = url.path[len("/v1/kv/"):]
+                    with double.changed:
+                        entry = double.kv.get(key)
+                    if entry is None:
+                        return self._reply(404, None)
+                    value, modified = entry
+                    return self._reply(200, [{"Key": key, "Value": base64.b64encode(value).decode(), "Flags": 0,
+                                              "CreateIndex": modified, "ModifyIndex": modified, "LockIndex": 0}])
                 return self._reply(404, "not found")
 
         return Handler

@@ -40,6 +40,7 @@ from mesh.telemetry import Tracing
 
 RESOLVE_TTL_S = 0.5
 REPLY_RESERVE_S = 0.002  # of the caller's deadline, kept for the answer to travel back
+STALL_FACTOR, STALL_MIN_S = 10.0, 0.1  # an attempt out this long (x the p95) is presumed stalled
 FAILED_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,
                           grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
 
@@ -133,7 +134,7 @@ class ServiceClient:
         self.breaker = CircuitBreaker(policy.breaker_window_s, policy.breaker_min_requests, policy.breaker_failure_ratio, policy.breaker_open_s)
         self.breaker.on_change = lambda state: BREAKER.labels(service).set({"closed": 0.0, "half_open": 0.5, "open": 1.0}[state])
         self.retry_budget = RetryBudget(policy.retry_budget_ratio, policy.retry_budget_per_second)
-        self.hedge_budget = RetryBudget(policy.hedge_budget_ratio, 1.0)
+        self.hedge_budget = RetryBudget(policy.hedge_budget_ratio, 5.0)
         self._latencies: deque[float] = deque(maxlen=256)
         self._p95_s = float("inf")
         self._since_p95 = 0
@@ -238,18 +239,26 @@ class ServiceClient:
         return await self._hedged(endpoint, method, request, deadline, tried, among)
 
     async def _hedged(self, endpoint: Endpoint, method: str, request: Any, deadline: float, tried: set[str], among: set[str] | None) -> Any:
-        first = asyncio.ensure_future(self._one(endpoint, method, request, deadline))
+        lost: set[asyncio.Future] = set()  # the attempts cancelled because the other answered first
+        first = asyncio.ensure_future(self._one(endpoint, method, request, deadline, lost))
         delay = max(self.policy.hedge_min_delay_s, self._p95_s)
         done, _ = await asyncio.wait({first}, timeout=min(delay, max(0.0, deadline - time.monotonic())))
         if done:
             return first.result()
         second_endpoint = self.balancer.pick(exclude=tried, among=among)
-        if second_endpoint is None or not self.hedge_budget.try_spend():
-            if second_endpoint is not None:
-                BUDGET_EXHAUSTED.labels(self.service, "hedge").inc()
+        if second_endpoint is None:
             return await first
+        if not self.hedge_budget.try_spend():
+            BUDGET_EXHAUSTED.labels(self.service, "hedge").inc()
+            # No hedge now. An attempt still out after ten times the p95 is more likely dead than
+            # slow (a stopped process): then a second attempt is a retry, from the retry budget.
+            stall = max(STALL_FACTOR * self._p95_s, STALL_MIN_S) - delay
+            done, _ = await asyncio.wait({first}, timeout=min(stall, max(0.0, deadline - time.monotonic())))
+            if done or not self.retry_budget.try_spend():
+                return await first
+            RETRIES.labels(self.service, method).inc()
         tried.add(second_endpoint.address)
-        second = asyncio.ensure_future(self._one(second_endpoint, method, request, deadline))
+        second = asyncio.ensure_future(self._one(second_endpoint, method, request, deadline, lost))
         pending = {first, second}
         try:
             while pending:
@@ -261,9 +270,13 @@ class ServiceClient:
             return first.result()  # both failed: the first attempt's error
         finally:
             for task in pending:  # the loser is cancelled, never left running
+                lost.add(task)
                 task.cancel()
 
-    async def _one(self, endpoint: Endpoint, method: str, request: Any, deadline: float) -> Any:
+    async def _one(self, endpoint: Endpoint, method: str, request: Any, deadline: float, lost: set | None = None) -> Any:
+        """One attempt on one instance. An attempt cancelled because another answered first
+        (`lost` names it) is the instance's slowness: a latency penalty and a failure toward its
+        ejection, but not the service's failure (the breaker does not count it)."""
         address = endpoint.address
         pick = self._picks.get(address)
         if pick is None:
@@ -286,6 +299,8 @@ class ServiceClient:
         except asyncio.CancelledError:
             if self.tracing:
                 self.tracing.end_client_span(span, "CANCELLED")
+            if lost is not None and asyncio.current_task() in lost:
+                outcome = "lost"
             raise
         else:
             outcome = "ok"
@@ -295,7 +310,7 @@ class ServiceClient:
         finally:
             elapsed = time.monotonic() - started
             self.balancer.finished(endpoint, elapsed, outcome)
-            if outcome != "client":
+            if outcome in ("ok", "failed", "overloaded"):
                 self.breaker.record(outcome == "ok")
             if outcome == "ok":
                 self._observe(elapsed)

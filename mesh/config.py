@@ -160,7 +160,7 @@ class MeshSettings(BaseSettings):
     target's observed p95 (calls in the mesh are idempotent reads); the first answer wins."""
 
     hedge_budget_ratio: float = Field(default=0.1, ge=0.0)
-    """Hedges add at most this share of the calls of the last 10 s (plus one per second)."""
+    """Hedges add at most this share of the calls of the last 10 s (plus five per second)."""
 
     breaker_min_requests: int = Field(default=20, ge=1)
     """The circuit breaker judges a service on at least this many calls of the last 10 s..."""

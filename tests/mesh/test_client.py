@@ -69,8 +69,10 @@ async def call(client, timeout=2.0) -> int:
 def test_a_slow_replica_gets_little_traffic_under_the_default_policy(tmp_path):
     async def scenario():
         replicas, servers, client = await fleet(tmp_path, 2, ClientPolicy(hedge=False))
-        replicas[0].delay_s = 0.030  # 10x slower than the other
-        replicas[1].delay_s = 0.003
+        replicas[0].delay_s = 0.100  # 10x slower than the other (delays well above this loop's own jitter)
+        replicas[1].delay_s = 0.010
+        for _ in range(4):  # a few waves to learn the latencies
+            await asyncio.gather(*(call(client) for _ in range(8)))
         answered = Counter()
         for _ in range(8):  # concurrent waves, as a busy router sends them
             for result in await asyncio.gather(*(call(client) for _ in range(8))):

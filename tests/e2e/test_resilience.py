@@ -1,0 +1,212 @@
+"""The router keeps answering when inference replicas are slow, stopped or overloaded: real
+processes on loopback (features, two inference replicas, the router), faults injected with
+signals, load from this process. Each test is bounded in time.
+
+Figures are printed (run with -s to see them); the closing notes quote them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+import itertools
+import os
+import signal
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from scoremesh.v1 import router_pb2_grpc
+from tests.e2e.mesh_process import ServiceProcess
+from tests.e2e.requests import score_request
+from training.train import ENSEMBLES, TrainOptions, train
+
+pytestmark = pytest.mark.mesh
+
+ROUTING = """
+default_route: search
+routes:
+  search: {ensemble: ctr_ensemble, admission: {rate: %(rate)s, burst: %(burst)s}}
+"""
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    state = tmp_path_factory.mktemp("resilience") / "state"
+    train(state / "models", state / "features", TrainOptions(rows=3000, max_epochs=1), ensembles=ENSEMBLES[:1], progress=lambda _: None)
+    (state / "routing.yaml").write_text(ROUTING % {"rate": 0, "burst": 0})
+    processes = {
+        "features": ServiceProcess("features", state),
+        "fast": ServiceProcess("inference", state, instance_id="inference-fast"),
+        "slow": ServiceProcess("inference", state, instance_id="inference-slow"),
+        "router": ServiceProcess("router", state, {"SCOREMESH_ROUTING_POLL_S": "0.2"}),
+    }
+    try:
+        for process in processes.values():
+            process.start()
+        yield processes
+    finally:
+        for process in reversed(list(processes.values())):
+            if process.process is not None and process.process.poll() is None:
+                os.kill(process.process.pid, signal.SIGCONT)  # never leave one stopped
+            process.stop()
+
+
+def picks(router: ServiceProcess) -> dict[str, float]:
+    """The router's scoremesh_client_picks_total for inference, by address."""
+    text = urllib.request.urlopen(router.metrics_url, timeout=5).read().decode()
+    found = {}
+    for line in text.splitlines():
+        if line.startswith('scoremesh_client_picks_total{') and 'service="inference"' in line:
+            address = line.split('address="', 1)[1].split('"', 1)[0]
+            found[address] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+async def closed_loop(address: str, concurrency: int, seconds: float, timeout: float = 2.0) -> tuple[list[float], list[str]]:
+    latencies, codes = [], []
+    channels = [grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(4)]
+    stubs = itertools.cycle([router_pb2_grpc.RouterStub(c) for c in channels])
+    stop = time.monotonic() + seconds
+    seeds = itertools.count()
+
+    async def caller():
+        while time.monotonic() < stop:
+            started = time.monotonic()
+            try:
+                await next(stubs).Score(score_request(3, "search", seed=next(seeds) % 50), timeout=timeout)
+                codes.append("OK")
+            except grpc.aio.AioRpcError as error:
+                codes.append(error.code().name)
+            latencies.append(time.monotonic() - started)
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    for channel in channels:
+        await channel.close()
+    return latencies, codes
+
+
+class Throttle(threading.Thread):
+    """Makes a process ~`factor` times slower: stopped most of each 20 ms period."""
+
+    def __init__(self, pid: int, factor: float) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.running_share, self.done = pid, 1.0 / factor, threading.Event()
+
+    def run(self) -> None:
+        period = 0.02
+        while not self.done.is_set():
+            os.kill(self.pid, signal.SIGSTOP)
+            time.sleep(period * (1 - self.running_share))
+            os.kill(self.pid, signal.SIGCONT)
+            time.sleep(period * self.running_share)
+        os.kill(self.pid, signal.SIGCONT)
+
+
+def test_a_replica_ten_times_slower_gets_little_traffic_within_seconds(mesh):
+    router, fast, slow = mesh["router"], mesh["fast"], mesh["slow"]
+    asyncio.run(closed_loop(router.address, 8, 1.0))  # warm: both replicas sampled
+    throttle = Throttle(slow.process.pid, 10)
+    throttle.start()
+    try:
+        asyncio.run(closed_loop(router.address, 8, 2.0))  # a few seconds to notice
+        before = picks(router)
+        latencies, codes = asyncio.run(closed_loop(router.address, 8, 3.0))
+        after = picks(router)
+    finally:
+        throttle.done.set()
+        throttle.join()
+    to_fast = after[fast.address] - before.get(fast.address, 0)
+    to_slow = after[slow.address] - before.get(slow.address, 0)
+    share = to_fast / (to_fast + to_slow)
+    print(f"\nslow replica: {share:.1%} of {to_fast + to_slow:.0f} ModelInfer calls to the fast one; "
+          f"{codes.count('OK')}/{len(codes)} Scores OK, p99 {np.percentile(latencies, 99) * 1000:.0f} ms")
+    assert share >= 0.8 and codes.count("OK") == len(codes)
+
+
+def test_a_replica_stopped_for_ten_seconds_under_load_costs_no_score(mesh):
+    router, slow = mesh["router"], mesh["slow"]
+    asyncio.run(closed_loop(router.address, 16, 1.0))  # warm, p95 learned
+
+    def stop_for_ten_seconds():
+        time.sleep(1.0)
+        os.kill(slow.process.pid, signal.SIGSTOP)
+        time.sleep(10.0)
+        os.kill(slow.process.pid, signal.SIGCONT)
+
+    stopper = threading.Thread(target=stop_for_ten_seconds, daemon=True)
+    stopper.start()
+    try:
+        latencies, codes = asyncio.run(closed_loop(router.address, 16, 12.0, timeout=2.0))
+    finally:
+        stopper.join()
+        os.kill(slow.process.pid, signal.SIGCONT)
+    success = codes.count("OK") / len(codes)
+    p99 = float(np.percentile(latencies, 99))
+    print(f"\nSIGSTOP 10 s at concurrency 16: {codes.count('OK')}/{len(codes)} Scores OK ({success:.3%}; {Counter(codes)}), "
+          f"p50 {np.percentile(latencies, 50) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (deadline 2000 ms)")
+    assert success >= 0.999 and p99 < 2.0
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def open_loop(address: str, rate: float, seconds: float) -> tuple[list[float], list[float], list[str]]:
+    """Arrivals at a fixed rate whatever the answers (as traffic from many callers is)."""
+    channels = [grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(4)]
+    stubs = itertools.cycle([router_pb2_grpc.RouterStub(c) for c in channels])
+    admitted, refused, codes = [], [], []
+
+    async def one(seed: int):
+        started = time.monotonic()
+        try:
+            await next(stubs).Score(score_request(3, "search", seed=seed % 50), timeout=2.0)
+            admitted.append(time.monotonic() - started)
+            codes.append("OK")
+        except grpc.aio.AioRpcError as error:
+            (refused if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED else admitted).append(time.monotonic() - started)
+            codes.append(error.code().name)
+
+    tasks, start = [], time.monotonic()
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    for channel in channels:
+        await channel.close()
+    return admitted, refused, codes
+
+
+def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_their_latency(mesh):
+    router = mesh["router"]
+    capacity = 60.0  # Scores per second the route admits (well within what this machine serves)
+    (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": capacity, "burst": 10})
+    time.sleep(1.0)  # the router reloads its routing within its poll interval
+    unloaded, _, unloaded_codes = asyncio.run(open_loop(router.address, capacity * 0.8, 4.0))
+    unloaded_p99 = float(np.percentile(unloaded, 99))
+    rss_before = _rss_kb(router.process.pid)
+    admitted, refused, codes = asyncio.run(open_loop(router.address, capacity * 3, 6.0))
+    admitted_p99 = float(np.percentile(admitted, 99))
+    refused_p99 = float(np.percentile(refused, 99)) if refused else 0.0
+    asyncio.run(open_loop(router.address, capacity * 3, 4.0))  # more of the same: memory must not grow with it
+    rss_after = _rss_kb(router.process.pid)
+    (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": 0, "burst": 0})
+    print(f"\noverload: offered {capacity * 3:.0f}/s to a route admitting {capacity:.0f}/s: {codes.count('OK')} admitted "
+          f"(p99 {admitted_p99 * 1000:.1f} ms vs unloaded p99 {unloaded_p99 * 1000:.1f} ms), "
+          f"{codes.count('RESOURCE_EXHAUSTED')} refused (p99 {refused_p99 * 1000:.1f} ms), router RSS {rss_before} -> {rss_after} kB")
+    assert unloaded_codes.count("OK") == len(unloaded_codes)
+    assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > len(codes) / 2
+    assert admitted_p99 <= 2 * unloaded_p99
+    assert refused_p99 < 0.05  # refused at once, not queued
+    assert rss_after - rss_before < 30_000

@@ -206,6 +206,7 @@ class CircuitBreaker:
         self.clock = clock
         self.state = CLOSED
         self._outcomes: deque[tuple[float, bool]] = deque()
+        self._failures = 0  # failures among _outcomes, kept as they come and go (no rescans)
         self._opened_at = 0.0
         self._probes_out = 0
         self._probe_successes = 0
@@ -240,17 +241,19 @@ class CircuitBreaker:
             if self._probe_successes >= self.probes:
                 self._set(CLOSED)
                 self._outcomes.clear()
+                self._failures = 0
             return
         self._outcomes.append((now, success))
+        self._failures += not success
         while self._outcomes and self._outcomes[0][0] < now - self.window_s:
-            self._outcomes.popleft()
-        failures = sum(1 for _, ok in self._outcomes if not ok)
-        if self.state == CLOSED and len(self._outcomes) >= self.min_requests and failures >= self.failure_ratio * len(self._outcomes):
+            self._failures -= not self._outcomes.popleft()[1]
+        if self.state == CLOSED and len(self._outcomes) >= self.min_requests and self._failures >= self.failure_ratio * len(self._outcomes):
             self._open(now)
 
     def _open(self, now: float) -> None:
         self._opened_at = now
         self._outcomes.clear()
+        self._failures = 0
         self._set(OPEN)
 
 

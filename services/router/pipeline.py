@@ -1,7 +1,8 @@
 """Running a pipeline: stages as a DAG (no gRPC here).
 
-Every stage starts as soon as the stages it depends on are done, so independent stages run
-concurrently. Before it runs, its condition is tested on the request and on what earlier stages
+Stages run layer by layer: a stage starts once every stage it depends on is done, and the stages
+of one layer (independent of each other) run concurrently; a linear pipeline runs with no task
+per stage. Before it runs, its condition is tested on the request and on what earlier stages
 produced (a false condition skips it). It gets a share (`timeout_share`) of the time left in the
 request, never more. Its error policy was applied by its implementation (retry: more attempts
 by the mesh client, within its budget — the one layer that retries; fallback: the route's
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -54,36 +56,37 @@ class StageFailed(MeshError):
         self.stage = stage
 
 
+@functools.lru_cache(maxsize=64)
+def layers(stages: tuple[Stage, ...]) -> tuple[tuple[Stage, ...], ...]:
+    """The stages grouped so that every stage's dependencies are in earlier groups (computed
+    once per pipeline): each group's stages can run together."""
+    placed: dict[str, int] = {}
+    for stage in stages:  # dependencies are listed before their dependents (validated)
+        placed[stage.name] = 1 + max((placed[d] for d in stage.depends_on), default=-1)
+    return tuple(tuple(s for s in stages if placed[s.name] == level) for level in range(max(placed.values()) + 1))
+
+
 async def run(stages: tuple[Stage, ...], implementations: dict[str, StageRun], state: PipelineRun, deadline: float,
               on_stage: Callable[[str, str, float], None] = lambda *_: None,
               span: Callable[[str], AbstractContextManager] = lambda _: contextlib.nullcontext()) -> None:
-    done: dict[str, asyncio.Future] = {s.name: asyncio.get_running_loop().create_future() for s in stages}
-
-    async def one(stage: Stage) -> None:
+    for layer in layers(stages):
+        if len(layer) == 1:  # the common, linear case: no task, no future
+            await _stage(layer[0], implementations[layer[0].name], state, deadline, on_stage, span)
+            continue
+        tasks = [asyncio.create_task(_stage(s, implementations[s.name], state, deadline, on_stage, span), name=f"stage-{s.name}") for s in layer]
         try:
-            for dependency in stage.depends_on:
-                await asyncio.shield(done[dependency])
-            outcome = await _stage(stage, implementations[stage.name], state, deadline, on_stage, span, done)
-            done[stage.name].set_result(outcome)
-        except BaseException as error:
-            if not done[stage.name].done():
-                done[stage.name].set_exception(error)
-            raise
-
-    tasks = [asyncio.create_task(one(stage), name=f"stage-{stage.name}") for stage in stages]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:  # a hard failure ends the request: nothing of it is left running
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for future in done.values():
-            if future.done() and not future.cancelled():
-                future.exception()  # retrieved: no "never retrieved" warnings
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()
+        finally:
+            for task in tasks:  # a hard failure ends the request: nothing of it is left running
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _stage(stage: Stage, implementation: StageRun, state: PipelineRun, deadline: float, on_stage, span, done) -> str:
-    if any(done[d].result() != OK for d in stage.depends_on):
+async def _stage(stage: Stage, implementation: StageRun, state: PipelineRun, deadline: float, on_stage, span) -> str:
+    if any(state.outcomes.get(d) != OK for d in stage.depends_on):
         return _record(stage, state, SKIPPED, 0.0, on_stage, degraded=stage.kind == "soft")
     if stage.when is not None:
         view = RequestView(state.view.context, state.view.categories, state.outputs)

@@ -119,7 +119,16 @@ class Condition:
         return None  # "always"
 
     def matches(self, view: RequestView) -> bool:
-        return self.failing(view) is None
+        """The hot path: a verdict only, no explanation formatted."""
+        if self.kind == "test":
+            return _evaluate(self.tests[0], view)
+        if self.kind == "all":
+            return all(child.matches(view) for child in self.children)
+        if self.kind == "any":
+            return any(child.matches(view) for child in self.children)
+        if self.kind == "not":
+            return not self.children[0].matches(view)
+        return True
 
 
 def _evaluate(test: Test, view: RequestView) -> bool:

@@ -154,6 +154,7 @@ class ScoringPipeline:
         self.max_candidates = max_candidates
         self.rng = rng or random.Random()
         self.span = span
+        self._children: dict[tuple, Any] = {}
 
     def explain(self, context: Context, categories: tuple[str, ...] = ()) -> Explanation:
         """The route a request with this context would take, and why (ExplainRoute); the
@@ -188,12 +189,12 @@ class ScoringPipeline:
             )
             result = self._result(run, rule, config.version)
         except MeshError as error:
-            ROUTED.labels(route_name, arm.name, error.status, config.version).inc()
+            self._count(route_name, arm.name, error.status, config.version)
             self._report(request, route.ensemble, "", error.status, started, run.timings, [])
             raise
         finally:
             self.admission.in_flight -= 1
-        ROUTED.labels(route_name, arm.name, "OK", config.version).inc()
+        self._count(route_name, arm.name, "OK", config.version)
         self._report(request, result.model_name, result.model_version, "OK", started, run.timings, result.score)
         if self.mirror is not None and route.mirrors(self.rng):
             self.mirror(route, request, run.features, run.inference)
@@ -258,7 +259,16 @@ class ScoringPipeline:
         )
 
     def _on_stage(self, stage: str, outcome: str, seconds: float) -> None:
-        STAGES.labels(stage, outcome).observe(seconds)
+        child = self._children.get((stage, outcome))
+        if child is None:
+            child = self._children[(stage, outcome)] = STAGES.labels(stage, outcome)
+        child.observe(seconds)
+
+    def _count(self, *labels: str) -> None:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = ROUTED.labels(*labels)  # label children bound once
+        child.inc()
 
     def _result(self, run: _Run, rule: str, config_version: str) -> ScoreResult:
         inference, features = run.inference, run.features

@@ -152,6 +152,8 @@ def test_one_score_is_one_trace_across_services(mesh, otlp_receiver):
     for service, span in spans:
         if span.parent_span_id:
             assert span.parent_span_id in by_id, f"{service} span {span.name} has a parent outside the trace"
+    stages = {span.name for service, span in spans if service == "router" and span.name.startswith("stage ")}
+    assert stages == {"stage feature_extraction", "stage model_inference", "stage post_processing"}
     for service, method in (("features", "/scoremesh.v1.FeatureService/Extract"), ("inference", "/inference.GRPCInferenceService/ModelInfer")):
         server_spans = [span for s, span in spans if s == service and span.name == method]
         assert server_spans, f"no {service} server span"

@@ -121,3 +121,8 @@ def test_a_stage_times_out_within_its_share_of_the_deadline():
     with pytest.raises(MeshError) as raised:
         run([Stage("a", timeout_share=0.25)], {"a": slow}, timeout=0.8)
     assert raised.value.status == "DEADLINE_EXCEEDED" and time.monotonic() - started < 0.5
+
+
+def test_on_error_skip_lets_even_a_hard_stage_be_passed_over():
+    result, _ = run([Stage("a", on_error="skip"), Stage("b", depends_on=("a",)), Stage("c")], {"a": failing, "b": fine, "c": fine})
+    assert result.outcomes == {"a": "failed", "b": "skipped", "c": "ok"} and result.skipped == []

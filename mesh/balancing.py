@@ -5,10 +5,11 @@ as plain code (no gRPC), tested on their own.
   fastest (EWMA latency), performance (resp x load x err x weight over recent windows) and
   p2c_ewma, the default: two random healthy instances, the lower peak-EWMA latency x (in flight
   + 1) wins (Linkerd/Finagle: a latency above the average is taken at once, lower ones decay with
-  a 10 s time constant; 30 ms before any sample). A fast RESOURCE_EXHAUSTED, and an attempt
-  that lost to a hedge, count as a 5 s answer (a latency penalty): an overloaded instance does
-  not attract traffic by failing fast, and a stalled one is avoided even while its peers have
-  many calls in flight (5 s x 1 outweighs 0.2 s x 17).
+  a 10 s time constant; 30 ms before any sample). A fast RESOURCE_EXHAUSTED counts as a 1 s
+  answer (a latency penalty), so an overloaded instance does not attract traffic by failing
+  fast. An attempt cancelled because a hedge to another instance answered first counts toward
+  ejection: a stalled instance loses every race and is ejected after five, a healthy one loses
+  only the odd tail race.
 - Outlier ejection (Envoy's defaults): 5 consecutive failures eject an instance for 30 s x the
   number of its ejections, at most 300 s; at most 10% of instances are ejected (at least one
   may be).
@@ -90,7 +91,7 @@ class Balancer:
 
     def __init__(self, strategy: str = "p2c_ewma", rng: random.Random | None = None, clock: Clock = time.monotonic,
                  consecutive_failures: int = 5, ejection_s: float = 30.0, max_ejection_s: float = 300.0,
-                 max_ejected_share: float = 0.10, max_concurrent: int = 100, penalty_s: float = 5.0) -> None:
+                 max_ejected_share: float = 0.10, max_concurrent: int = 100, penalty_s: float = 1.0) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy: must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
         self.strategy = strategy
@@ -167,7 +168,7 @@ class Balancer:
         now = self.clock()
         endpoint.in_flight = max(0, endpoint.in_flight - 1)
         endpoint.requests += 1
-        if outcome in ("overloaded", "lost"):
+        if outcome == "overloaded":
             endpoint.observe(max(seconds, self.penalty_s, 2 * endpoint.peak_ewma_s), now)
         else:
             endpoint.observe(seconds, now)

@@ -275,8 +275,8 @@ class ServiceClient:
 
     async def _one(self, endpoint: Endpoint, method: str, request: Any, deadline: float, lost: set | None = None) -> Any:
         """One attempt on one instance. An attempt cancelled because another answered first
-        (`lost` names it) is the instance's slowness: a latency penalty and a failure toward its
-        ejection, but not the service's failure (the breaker does not count it)."""
+        (`lost` names it) counts toward the instance's ejection, not as the service's failure
+        (the breaker does not count it)."""
         address = endpoint.address
         pick = self._picks.get(address)
         if pick is None:

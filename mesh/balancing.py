@@ -7,9 +7,9 @@ as plain code (no gRPC), tested on their own.
   + 1) wins (Linkerd/Finagle: a latency above the average is taken at once, lower ones decay with
   a 10 s time constant; 30 ms before any sample). A fast RESOURCE_EXHAUSTED counts as a 1 s
   answer (a latency penalty), so an overloaded instance does not attract traffic by failing
-  fast. An attempt cancelled because a hedge to another instance answered first counts toward
-  ejection: a stalled instance loses every race and is ejected after five, a healthy one loses
-  only the odd tail race.
+  fast. Races lost to a hedge say little while an instance keeps answering other calls; an
+  instance that has lost three in a row and answered nothing for `stall_s` is stalled (a stopped
+  process, a dead link) and is ejected like a failing one.
 - Outlier ejection (Envoy's defaults): 5 consecutive failures eject an instance for 30 s x the
   number of its ejections, at most 300 s; at most 10% of instances are ejected (at least one
   may be).
@@ -54,6 +54,9 @@ class Endpoint:
     requests: int = 0
     errors: int = 0
     consecutive_failures: int = 0
+    lost_streak: int = 0
+    """Races lost to a hedge since this instance last answered anything."""
+    last_answer: float = 0.0
     ejections: int = 0
     ejected_until: float = 0.0
     latencies: deque = field(default_factory=lambda: deque(maxlen=50))
@@ -91,7 +94,7 @@ class Balancer:
 
     def __init__(self, strategy: str = "p2c_ewma", rng: random.Random | None = None, clock: Clock = time.monotonic,
                  consecutive_failures: int = 5, ejection_s: float = 30.0, max_ejection_s: float = 300.0,
-                 max_ejected_share: float = 0.10, max_concurrent: int = 100, penalty_s: float = 1.0) -> None:
+                 max_ejected_share: float = 0.10, max_concurrent: int = 100, penalty_s: float = 1.0, stall_s: float = 1.0) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy: must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
         self.strategy = strategy
@@ -103,6 +106,7 @@ class Balancer:
         self.max_ejected_share = max_ejected_share
         self.max_concurrent = max_concurrent
         self.penalty_s = penalty_s
+        self.stall_s = stall_s
         self.endpoints: dict[str, Endpoint] = {}
         self._next = 0
         self.on_eject: Callable[[str, float], None] | None = None
@@ -163,21 +167,28 @@ class Balancer:
     def finished(self, endpoint: Endpoint, seconds: float, outcome: str) -> None:
         """outcome: "ok", "overloaded" (fast RESOURCE_EXHAUSTED: counts as slow), "failed"
         (unavailable, timed out, internal: counts toward ejection), "lost" (cancelled because a
-        hedge to another instance answered first: slow, and toward ejection) or "client" (the
+        hedge to another instance answered first: no answer, no latency sample) or "client" (the
         caller's error, or a cancelled call: says nothing of the instance)."""
         now = self.clock()
         endpoint.in_flight = max(0, endpoint.in_flight - 1)
         endpoint.requests += 1
+        if outcome == "lost":
+            endpoint.lost_streak += 1
+            stalled = endpoint.lost_streak >= 3 and now - endpoint.last_answer >= self.stall_s
+            if stalled and endpoint.ejected_until <= now:
+                self._eject(endpoint, now)
+            return
+        endpoint.last_answer, endpoint.lost_streak = now, 0
         if outcome == "overloaded":
             endpoint.observe(max(seconds, self.penalty_s, 2 * endpoint.peak_ewma_s), now)
         else:
             endpoint.observe(seconds, now)
-        if outcome in ("failed", "lost"):
+        if outcome == "failed":
             endpoint.errors += 1
             endpoint.consecutive_failures += 1
             if endpoint.consecutive_failures >= self.consecutive_failures and endpoint.ejected_until <= now:
                 self._eject(endpoint, now)
-        elif outcome in ("ok", "client"):
+        else:
             endpoint.consecutive_failures = 0
 
     def _eject(self, endpoint: Endpoint, now: float) -> None:

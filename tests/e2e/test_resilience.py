@@ -1,6 +1,7 @@
 """The router keeps answering when inference replicas are slow, stopped or overloaded: real
 processes on loopback (features, two inference replicas, the router), faults injected with
-signals, load from this process. Each test is bounded in time.
+signals, load from this process. Each test is bounded in time; the overload test runs first,
+before any replica has been stopped.
 
 Figures are printed (run with -s to see them); the closing notes quote them.
 """
@@ -108,6 +109,65 @@ class Throttle(threading.Thread):
         os.kill(self.pid, signal.SIGCONT)
 
 
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def open_loop(address: str, rate: float, seconds: float) -> tuple[list[float], list[float], list[str]]:
+    """Arrivals at a fixed rate whatever the answers (as traffic from many callers is)."""
+    channels = [grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(4)]
+    stubs = itertools.cycle([router_pb2_grpc.RouterStub(c) for c in channels])
+    admitted, refused, codes = [], [], []
+
+    async def one(seed: int):
+        started = time.monotonic()
+        try:
+            await next(stubs).Score(score_request(3, "search", seed=seed % 50), timeout=2.0)
+            admitted.append(time.monotonic() - started)
+            codes.append("OK")
+        except grpc.aio.AioRpcError as error:
+            (refused if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED else admitted).append(time.monotonic() - started)
+            codes.append(error.code().name)
+
+    tasks, start = [], time.monotonic()
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    for channel in channels:
+        await channel.close()
+    return admitted, refused, codes
+
+
+def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_their_latency(mesh):
+    router = mesh["router"]
+    capacity = 60.0  # Scores per second the route admits (well within what this machine serves)
+    (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": capacity, "burst": 2})
+    time.sleep(1.0)  # the router reloads its routing within its poll interval
+    unloaded, _, unloaded_codes = asyncio.run(open_loop(router.address, capacity * 0.8, 4.0))
+    unloaded_p99 = float(np.percentile(unloaded, 99))
+    rss_before = _rss_kb(router.process.pid)
+    admitted, refused, codes = asyncio.run(open_loop(router.address, capacity * 3, 6.0))
+    admitted_p99 = float(np.percentile(admitted, 99))
+    refused_p99 = float(np.percentile(refused, 99)) if refused else 0.0
+    asyncio.run(open_loop(router.address, capacity * 3, 4.0))  # more of the same: memory must not grow with it
+    rss_after = _rss_kb(router.process.pid)
+    (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": 0, "burst": 0})
+    print(f"\noverload: offered {capacity * 3:.0f}/s to a route admitting {capacity:.0f}/s: {codes.count('OK')} admitted "
+          f"(p99 {admitted_p99 * 1000:.1f} ms vs unloaded p99 {unloaded_p99 * 1000:.1f} ms), "
+          f"{codes.count('RESOURCE_EXHAUSTED')} refused (p99 {refused_p99 * 1000:.1f} ms), router RSS {rss_before} -> {rss_after} kB")
+    assert unloaded_codes.count("OK") == len(unloaded_codes)
+    assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > len(codes) / 2
+    assert admitted_p99 <= 2 * unloaded_p99
+    assert refused_p99 < 0.05  # refused at once, not queued
+    assert rss_after - rss_before < 30_000
+
+
 def test_a_replica_ten_times_slower_gets_little_traffic_within_seconds(mesh):
     router, fast, slow = mesh["router"], mesh["fast"], mesh["slow"]
     asyncio.run(closed_loop(router.address, 8, 1.0))  # warm: both replicas sampled
@@ -151,62 +211,3 @@ def test_a_replica_stopped_for_ten_seconds_under_load_costs_no_score(mesh):
     print(f"\nSIGSTOP 10 s at concurrency 16: {codes.count('OK')}/{len(codes)} Scores OK ({success:.3%}; {Counter(codes)}), "
           f"p50 {np.percentile(latencies, 50) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (deadline 2000 ms)")
     assert success >= 0.999 and p99 < 2.0
-
-
-def _rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-async def open_loop(address: str, rate: float, seconds: float) -> tuple[list[float], list[float], list[str]]:
-    """Arrivals at a fixed rate whatever the answers (as traffic from many callers is)."""
-    channels = [grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(4)]
-    stubs = itertools.cycle([router_pb2_grpc.RouterStub(c) for c in channels])
-    admitted, refused, codes = [], [], []
-
-    async def one(seed: int):
-        started = time.monotonic()
-        try:
-            await next(stubs).Score(score_request(3, "search", seed=seed % 50), timeout=2.0)
-            admitted.append(time.monotonic() - started)
-            codes.append("OK")
-        except grpc.aio.AioRpcError as error:
-            (refused if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED else admitted).append(time.monotonic() - started)
-            codes.append(error.code().name)
-
-    tasks, start = [], time.monotonic()
-    for i in range(int(rate * seconds)):
-        delay = start + i / rate - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i)))
-    await asyncio.gather(*tasks)
-    for channel in channels:
-        await channel.close()
-    return admitted, refused, codes
-
-
-def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_their_latency(mesh):
-    router = mesh["router"]
-    capacity = 60.0  # Scores per second the route admits (well within what this machine serves)
-    (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": capacity, "burst": 10})
-    time.sleep(1.0)  # the router reloads its routing within its poll interval
-    unloaded, _, unloaded_codes = asyncio.run(open_loop(router.address, capacity * 0.8, 4.0))
-    unloaded_p99 = float(np.percentile(unloaded, 99))
-    rss_before = _rss_kb(router.process.pid)
-    admitted, refused, codes = asyncio.run(open_loop(router.address, capacity * 3, 6.0))
-    admitted_p99 = float(np.percentile(admitted, 99))
-    refused_p99 = float(np.percentile(refused, 99)) if refused else 0.0
-    asyncio.run(open_loop(router.address, capacity * 3, 4.0))  # more of the same: memory must not grow with it
-    rss_after = _rss_kb(router.process.pid)
-    (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": 0, "burst": 0})
-    print(f"\noverload: offered {capacity * 3:.0f}/s to a route admitting {capacity:.0f}/s: {codes.count('OK')} admitted "
-          f"(p99 {admitted_p99 * 1000:.1f} ms vs unloaded p99 {unloaded_p99 * 1000:.1f} ms), "
-          f"{codes.count('RESOURCE_EXHAUSTED')} refused (p99 {refused_p99 * 1000:.1f} ms), router RSS {rss_before} -> {rss_after} kB")
-    assert unloaded_codes.count("OK") == len(unloaded_codes)
-    assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > len(codes) / 2
-    assert admitted_p99 <= 2 * unloaded_p99
-    assert refused_p99 < 0.05  # refused at once, not queued
-    assert rss_after - rss_before < 30_000

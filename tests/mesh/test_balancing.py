@@ -135,3 +135,24 @@ def test_the_retry_budget_is_a_share_of_requests_plus_a_floor():
     assert granted == 30  # 20% of 100 requests + 1/s over 10 s
     clock.now += 11  # the window has passed: the floor is back
     assert sum(budget.try_spend() for _ in range(100)) == 10
+
+
+def test_lost_hedge_races_eject_only_an_instance_that_answers_nothing():
+    clock = Clock()
+    b = balancer(n=2, clock=clock, max_ejected_share=0.5)
+    busy, stalled = b.endpoints.values()
+    for endpoint in (busy, stalled):
+        b.started(endpoint)
+        b.finished(endpoint, 0.01, "ok")
+    for _ in range(10):  # busy loses races but answers in between: never ejected
+        clock.now += 0.5
+        b.started(busy)
+        b.finished(busy, 0.05, "lost")
+        b.started(busy)
+        b.finished(busy, 0.01, "ok")
+    assert busy.ejected_until <= clock.now
+    for _ in range(3):  # stalled only loses, for over a second: ejected
+        clock.now += 0.5
+        b.started(stalled)
+        b.finished(stalled, 0.05, "lost")
+    assert stalled.ejected_until > clock.now and b.pick() is busy

@@ -7,9 +7,11 @@ as plain code (no gRPC), tested on their own.
   + 1) wins (Linkerd/Finagle: a latency above the average is taken at once, lower ones decay with
   a 10 s time constant; 30 ms before any sample). A fast RESOURCE_EXHAUSTED counts as a 1 s
   answer (a latency penalty), so an overloaded instance does not attract traffic by failing
-  fast. Races lost to a hedge say little while an instance keeps answering other calls; an
-  instance that has lost three in a row and answered nothing for `stall_s` is stalled (a stopped
-  process, a dead link) and is ejected like a failing one.
+  fast. A first attempt outrun by a hedge sent later took at least as long as it was out: that
+  time is a latency sample (a lower bound, never a made-up penalty). A hedge made moot because
+  the first attempt answered says nothing of its instance. An instance outrun three times in a
+  row that has answered nothing for `stall_s` is stalled (a stopped process, a dead link) and is
+  ejected like a failing one.
 - Outlier ejection (Envoy's defaults): 5 consecutive failures eject an instance for 30 s x the
   number of its ejections, at most 300 s; at most 10% of instances are ejected (at least one
   may be).
@@ -54,8 +56,8 @@ class Endpoint:
     requests: int = 0
     errors: int = 0
     consecutive_failures: int = 0
-    lost_streak: int = 0
-    """Races lost to a hedge since this instance last answered anything."""
+    outrun_streak: int = 0
+    """First attempts outrun by a hedge since this instance last answered anything."""
     last_answer: float = 0.0
     ejections: int = 0
     ejected_until: float = 0.0
@@ -166,19 +168,25 @@ class Balancer:
 
     def finished(self, endpoint: Endpoint, seconds: float, outcome: str) -> None:
         """outcome: "ok", "overloaded" (fast RESOURCE_EXHAUSTED: counts as slow), "failed"
-        (unavailable, timed out, internal: counts toward ejection), "lost" (cancelled because a
-        hedge to another instance answered first: no answer, no latency sample) or "client" (the
-        caller's error, or a cancelled call: says nothing of the instance)."""
+        (unavailable, timed out, internal: counts toward ejection), "outrun" (a first attempt
+        cancelled because a later hedge to another instance answered first: `seconds` is a lower
+        bound of its latency), "superseded" (a hedge cancelled because the first attempt
+        answered) or "client" (the caller's error, or a cancelled call). The last two say nothing
+        of the instance: a healthy instance that only gets hedges would otherwise look stalled."""
         now = self.clock()
         endpoint.in_flight = max(0, endpoint.in_flight - 1)
+        if outcome == "superseded":
+            return
         endpoint.requests += 1
-        if outcome == "lost":
-            endpoint.lost_streak += 1
-            stalled = endpoint.lost_streak >= 3 and now - endpoint.last_answer >= self.stall_s
+        if outcome == "outrun":
+            if seconds > endpoint.peak_ewma_s or not endpoint.sampled:
+                endpoint.observe(seconds, now)
+            endpoint.outrun_streak += 1
+            stalled = endpoint.outrun_streak >= 3 and now - endpoint.last_answer >= self.stall_s
             if stalled and endpoint.ejected_until <= now:
                 self._eject(endpoint, now)
             return
-        endpoint.last_answer, endpoint.lost_streak = now, 0
+        endpoint.last_answer, endpoint.outrun_streak = now, 0
         if outcome == "overloaded":
             endpoint.observe(max(seconds, self.penalty_s, 2 * endpoint.peak_ewma_s), now)
         else:

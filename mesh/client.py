@@ -44,7 +44,8 @@ STALL_FACTOR, STALL_MIN_S = 10.0, 0.1  # an attempt out this long (x the p95) is
 FAILED_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,
                           grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
 
-PICKS = Counter("scoremesh_client_picks_total", "Calls sent to each instance.", ["service", "address"])
+PICKS = Counter("scoremesh_client_picks_total", "Attempts sent to each instance, by kind: first, retry or hedge.",
+                ["service", "address", "attempt"])
 EJECTIONS = Counter("scoremesh_client_ejections_total", "Instances ejected as outliers.", ["service", "address"])
 BREAKER = Gauge("scoremesh_client_breaker_open", "Circuit breaker state: 0 closed, 0.5 half-open, 1 open.", ["service"], multiprocess_mode="max")
 RETRIES = Counter("scoremesh_client_retries_total", "Calls retried on another instance.", ["service", "method"])
@@ -141,7 +142,7 @@ class ServiceClient:
         self._channels: dict[str, tuple[list[grpc.aio.Channel], Any]] = {}
         self._resolved: list[Instance] = []
         self._resolved_at = 0.0
-        self._picks: dict[str, Any] = {}
+        self._picks: dict[tuple[str, str], Any] = {}
 
     # ------------------------------------------------------------------ discovery
     async def instances(self) -> list[Instance]:
@@ -231,16 +232,18 @@ class ServiceClient:
             endpoint = self.balancer.pick(among=among)  # every instance tried: the best one again
         if endpoint is None:
             raise UpstreamError(self.service, "UNAVAILABLE", "no healthy instance in the registry")
+        kind = "retry" if tried else "first"
         tried.add(endpoint.address)
         if deadline - time.monotonic() <= REPLY_RESERVE_S:
             raise UpstreamError(self.service, "DEADLINE_EXCEEDED", "deadline passed")
         if not hedging or self._p95_s == float("inf"):
-            return await self._one(endpoint, method, request, deadline)
-        return await self._hedged(endpoint, method, request, deadline, tried, among)
+            return await self._one(endpoint, method, request, deadline, kind)
+        return await self._hedged(endpoint, method, request, deadline, tried, among, kind)
 
-    async def _hedged(self, endpoint: Endpoint, method: str, request: Any, deadline: float, tried: set[str], among: set[str] | None) -> Any:
-        lost: set[asyncio.Future] = set()  # the attempts cancelled because the other answered first
-        first = asyncio.ensure_future(self._one(endpoint, method, request, deadline, lost))
+    async def _hedged(self, endpoint: Endpoint, method: str, request: Any, deadline: float, tried: set[str], among: set[str] | None,
+                      kind: str) -> Any:
+        cancelled: dict[asyncio.Future, str] = {}  # the loser of the race: "outrun" or "superseded"
+        first = asyncio.ensure_future(self._one(endpoint, method, request, deadline, kind, cancelled))
         delay = max(self.policy.hedge_min_delay_s, self._p95_s)
         done, _ = await asyncio.wait({first}, timeout=min(delay, max(0.0, deadline - time.monotonic())))
         if done:
@@ -258,7 +261,7 @@ class ServiceClient:
                 return await first
             RETRIES.labels(self.service, method).inc()
         tried.add(second_endpoint.address)
-        second = asyncio.ensure_future(self._one(second_endpoint, method, request, deadline, lost))
+        second = asyncio.ensure_future(self._one(second_endpoint, method, request, deadline, "hedge", cancelled))
         pending = {first, second}
         try:
             while pending:
@@ -270,17 +273,18 @@ class ServiceClient:
             return first.result()  # both failed: the first attempt's error
         finally:
             for task in pending:  # the loser is cancelled, never left running
-                lost.add(task)
+                cancelled[task] = "outrun" if task is first else "superseded"
                 task.cancel()
 
-    async def _one(self, endpoint: Endpoint, method: str, request: Any, deadline: float, lost: set | None = None) -> Any:
-        """One attempt on one instance. An attempt cancelled because another answered first
-        (`lost` names it) counts toward the instance's ejection, not as the service's failure
-        (the breaker does not count it)."""
+    async def _one(self, endpoint: Endpoint, method: str, request: Any, deadline: float, kind: str = "first",
+                   cancelled: dict | None = None) -> Any:
+        """One attempt on one instance. An attempt cancelled because the other of a hedged pair
+        answered first (`cancelled` says which way it lost) is reported to the balancer as such,
+        never as the service's failure (the breaker does not count it)."""
         address = endpoint.address
-        pick = self._picks.get(address)
+        pick = self._picks.get((address, kind))
         if pick is None:
-            pick = self._picks[address] = PICKS.labels(self.service, address)
+            pick = self._picks[address, kind] = PICKS.labels(self.service, address, kind)
         pick.inc()
         workers = next((i.workers for i in self._resolved if i.address == address), 1)
         span, metadata = self.tracing.start_client_span(f"/{self.full_name}/{method}") if self.tracing else (None, ())
@@ -299,8 +303,8 @@ class ServiceClient:
         except asyncio.CancelledError:
             if self.tracing:
                 self.tracing.end_client_span(span, "CANCELLED")
-            if lost is not None and asyncio.current_task() in lost:
-                outcome = "lost"
+            if cancelled is not None:
+                outcome = cancelled.get(asyncio.current_task(), "client")
             raise
         else:
             outcome = "ok"

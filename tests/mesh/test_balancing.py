@@ -137,22 +137,52 @@ def test_the_retry_budget_is_a_share_of_requests_plus_a_floor():
     assert sum(budget.try_spend() for _ in range(100)) == 10
 
 
-def test_lost_hedge_races_eject_only_an_instance_that_answers_nothing():
+def test_outrun_first_attempts_eject_only_an_instance_that_answers_nothing():
     clock = Clock()
     b = balancer(n=2, clock=clock, max_ejected_share=0.5)
     busy, stalled = b.endpoints.values()
     for endpoint in (busy, stalled):
         b.started(endpoint)
         b.finished(endpoint, 0.01, "ok")
-    for _ in range(10):  # busy loses races but answers in between: never ejected
+    for _ in range(10):  # busy is outrun at times but answers in between: never ejected
         clock.now += 0.5
         b.started(busy)
-        b.finished(busy, 0.05, "lost")
+        b.finished(busy, 0.05, "outrun")
         b.started(busy)
         b.finished(busy, 0.01, "ok")
     assert busy.ejected_until <= clock.now
-    for _ in range(3):  # stalled only loses, for over a second: ejected
+    for _ in range(3):  # stalled only is outrun, for over a second: ejected
         clock.now += 0.5
         b.started(stalled)
-        b.finished(stalled, 0.05, "lost")
+        b.finished(stalled, 0.05, "outrun")
     assert stalled.ejected_until > clock.now and b.pick() is busy
+
+
+def test_an_outrun_attempt_is_a_lower_bound_of_latency():
+    clock = Clock()
+    b = balancer(n=1, clock=clock)
+    (endpoint,) = b.endpoints.values()
+    b.started(endpoint)
+    b.finished(endpoint, 0.010, "ok")
+    b.started(endpoint)
+    b.finished(endpoint, 0.004, "outrun")  # took at least 4 ms: says nothing new
+    assert endpoint.peak_ewma_s == 0.010
+    b.started(endpoint)
+    b.finished(endpoint, 0.040, "outrun")  # took at least 40 ms: it is slower than thought
+    assert endpoint.peak_ewma_s == 0.040
+
+
+def test_superseded_hedges_never_make_a_healthy_instance_look_stalled():
+    """The instance that only gets hedges (the others are preferred) and whose hedges are
+    cancelled because the first attempts answer must stay in rotation."""
+    clock = Clock()
+    b = balancer(n=2, clock=clock, max_ejected_share=0.5)
+    hedged, _ = b.endpoints.values()
+    b.started(hedged)
+    b.finished(hedged, 0.01, "ok")
+    for _ in range(20):
+        clock.now += 0.5
+        b.started(hedged)
+        b.finished(hedged, 0.003, "superseded")
+    assert hedged.ejected_until <= clock.now and hedged.in_flight == 0
+    assert hedged.peak_ewma_s == 0.01 and hedged.requests == 1

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from mesh.tls import PLAINTEXT, Channels
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -104,7 +105,7 @@ async def closed_loop(call: Callable[[], Awaitable[object]], concurrency: int, s
                  {name: (seconds_used * 1000 / n if n else 0.0) for name, seconds_used in used.items()})
 
 
-def channels(address: str, count: int) -> list[grpc.aio.Channel]:
+def channels(address: str, count: int, connect: Channels = PLAINTEXT) -> list[grpc.aio.Channel]:
     """`count` channels to one address, each with its own connection (a service running several
-    worker processes on one port gets load on each of them)."""
-    return [grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(count)]
+    worker processes on one port gets load on each of them); TLS when `connect` says so."""
+    return [connect.aio(address, [("grpc.use_local_subchannel_pool", 1)]) for _ in range(count)]

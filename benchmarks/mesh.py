@@ -14,7 +14,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import grpc
 from tqdm import tqdm
 
 from benchmarks.floor import METHOD, FloorChain, Hop
@@ -23,6 +22,7 @@ from benchmarks.load import Level, ProcessCpu, channels, closed_loop
 from scoremesh.v1 import router_pb2, router_pb2_grpc
 from services.router.converters import score_request_to_proto
 from training.synthetic import sample_request
+from mesh.tls import PLAINTEXT, Channels
 
 
 @dataclass
@@ -49,8 +49,9 @@ def _floor_hops(request: router_pb2.ScoreRequest, response: router_pb2.ScoreResp
     ]
 
 
-async def _score_level(address: str, request, concurrency: int, seconds: float, cpu: ProcessCpu, bar: tqdm) -> Level:
-    opened = channels(address, min(concurrency, 4))
+async def _score_level(address: str, request, concurrency: int, seconds: float, cpu: ProcessCpu, bar: tqdm,
+                       connect: Channels = PLAINTEXT) -> Level:
+    opened = channels(address, min(concurrency, 4), connect)
     stubs = itertools.cycle([router_pb2_grpc.RouterStub(c) for c in opened])
     try:
         for _ in range(10):  # warm-up: connections, caches
@@ -79,7 +80,7 @@ def _median(levels: list[Level]) -> Level:
 
 
 async def run(router_address: str, service_pids: dict[str, list[int]], feature_dim: int, candidate_counts: tuple[int, ...],
-              concurrencies: tuple[int, ...], seconds: float, rounds: int = 3) -> list[MeshLevel]:
+              concurrencies: tuple[int, ...], seconds: float, rounds: int = 3, connect: Channels = PLAINTEXT) -> list[MeshLevel]:
     """Every level `rounds` times, the mesh and its floor in turn each round, so drift of a
     shared or noisy machine hits both alike; the median round of each is reported."""
     cpu = ProcessCpu(service_pids)
@@ -87,7 +88,7 @@ async def run(router_address: str, service_pids: dict[str, list[int]], feature_d
     for n in candidate_counts:
         context, candidates = sample_request(n, "search", seed=n)
         request = score_request_to_proto("bench", context, candidates)
-        async with grpc.aio.insecure_channel(router_address) as channel:
+        async with connect.aio(router_address) as channel:
             response = await router_pb2_grpc.RouterStub(channel).Score(request, timeout=10)
         plans.append((n, request, _floor_hops(request, response, feature_dim)))
     chains = [FloorChain(hops) for _, _, hops in plans]
@@ -102,7 +103,7 @@ async def run(router_address: str, service_pids: dict[str, list[int]], feature_d
                     mesh_samples, floor_samples = samples.setdefault((n, concurrency), ([], []))
                     label = f"round {round_index + 1}/{rounds}, {n:4d} candidates, concurrency {concurrency:3d}"
                     with tqdm(desc=f"mesh  {label}", unit="Score", leave=False, disable=None) as bar:
-                        mesh_samples.append(await _score_level(router_address, request, concurrency, seconds, cpu, bar))
+                        mesh_samples.append(await _score_level(router_address, request, concurrency, seconds, cpu, bar, connect))
                     with tqdm(desc=f"floor {label}", unit="call", leave=False, disable=None) as bar:
                         floor_samples.append(await _floor_level(chain.addresses[0], request.SerializeToString(), concurrency, seconds, floor_cpu, bar))
     finally:

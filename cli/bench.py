@@ -21,6 +21,7 @@ from domain.features.schema_store import SchemaStore
 from domain.models.repository import scan
 from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
+from mesh import tls
 from mesh.config import MeshSettings
 from mesh.discovery import LocalRegistry, open_registry
 
@@ -98,7 +99,7 @@ def mesh(settings: MeshSettings, candidates: tuple[int, ...], levels: tuple[int,
                 pids.setdefault(state.instance.service, []).append(state.instance.pid)
         dim = SchemaStore(settings.feature_dir).load("ads").dim
         print(f"scoremesh bench --mesh: router at {router}, {seconds:g}s per level; {machine()}", flush=True)
-        results = asyncio.run(mesh_bench.run(router, pids, dim, candidates, levels, seconds, rounds))
+        results = asyncio.run(mesh_bench.run(router, pids, dim, candidates, levels, seconds, rounds, tls.Channels(tls.for_cli(settings))))
         print(mesh_bench.report(results, out, machine()))
         print(f"results in {out}/")
     finally:

@@ -69,7 +69,7 @@ def cmd_features_load(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from cli.up import up
 
-    return up(_settings(args), args.inference_replicas)
+    return up(_settings(args), args.inference_replicas, args.tls)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = with_state(sub.add_parser("up", help="run the whole mesh on this machine"))
     up.add_argument("--inference-replicas", type=int, default=2)
+    up.add_argument("--tls", action="store_true",
+                    help="run the whole mesh over mTLS: a local CA and per-instance certificates in <state-dir>/tls")
     up.set_defaults(func=cmd_up)
 
     status = with_state(sub.add_parser("status", help="every instance and its health"))

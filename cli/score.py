@@ -10,6 +10,7 @@ import sys
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from mesh import tls
 from mesh.config import MeshSettings
 from mesh.discovery import open_registry
 from scoremesh.v1 import router_pb2, router_pb2_grpc
@@ -32,7 +33,7 @@ def score(settings: MeshSettings, args: argparse.Namespace) -> int:
     context, candidates = sample_request(args.candidates, args.data_type, seed=args.seed)
     request = score_request_to_proto(args.request_id or "", context, candidates)
     metadata = (("x-scoremesh-caller", args.caller),) if args.caller else ()
-    with grpc.insecure_channel(address) as channel:
+    with tls.Channels(tls.for_cli(settings)).sync(address) as channel:
         stub = router_pb2_grpc.RouterStub(channel)
         try:
             response = stub.Score(request, timeout=args.timeout, metadata=metadata)

@@ -11,6 +11,7 @@ import grpc
 
 from mesh.config import MeshSettings
 from mesh.discovery import InstanceState, open_registry
+from mesh import tls
 from mesh.health_probe import HealthProber
 from scoremesh.v1 import supervisor_pb2, supervisor_pb2_grpc
 
@@ -40,10 +41,10 @@ class MeshStatus:
         return {"running": self.running, "healthy": self.healthy, "instances": [asdict(i) for i in self.instances]}
 
 
-async def planned_instances(address: str, timeout: float = 2.0) -> list[tuple[str, str]] | None:
+async def planned_instances(address: str, timeout: float = 2.0, channels: tls.Channels = tls.PLAINTEXT) -> list[tuple[str, str]] | None:
     """(service, instance id) of every process the supervisor at `address` runs; None if it
     does not answer."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channels.aio(address) as channel:
         try:
             response = await supervisor_pb2_grpc.SupervisorStub(channel).ListProcesses(supervisor_pb2.ListProcessesRequest(), timeout=timeout)
         except grpc.aio.AioRpcError:
@@ -53,7 +54,8 @@ async def planned_instances(address: str, timeout: float = 2.0) -> list[tuple[st
 
 async def collect_status(settings: MeshSettings) -> MeshStatus:
     registry = open_registry(settings)
-    prober = HealthProber()
+    channels = tls.Channels(tls.for_cli(settings))
+    prober = HealthProber(channels)
     try:
         states: list[InstanceState] = await asyncio.to_thread(registry.list_all)
         states.sort(key=lambda s: (s.instance.service, s.instance.instance_id))
@@ -64,7 +66,7 @@ async def collect_status(settings: MeshSettings) -> MeshStatus:
         await prober.close()
         registry.close()
     supervisor = next((s for s, status in zip(states, probes) if s.instance.service == "supervisor" and status == "SERVING"), None)
-    planned = await planned_instances(supervisor.instance.address) if supervisor else None
+    planned = await planned_instances(supervisor.instance.address, channels=channels) if supervisor else None
     planned_ids = {instance_id for _, instance_id in planned or ()}
     instances = [
         InstanceStatus(s.instance.service, s.instance.instance_id, s.instance.address, s.instance.metrics_url,

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from domain.errors import NotFound
+from mesh.admin_auth import check_bearer
+from mesh.handlers import header
 from scoremesh.v1 import supervisor_pb2, supervisor_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -66,10 +68,13 @@ class Supervisor:
     # Services the supervisor restarts by itself when they exit (recovery cannot restart itself).
     SELF_HEALED = ("recovery",)
 
-    def __init__(self, specs: list[ProcessSpec], log_dir: Path, env: dict[str, str], stop_grace_s: float = 10.0) -> None:
+    def __init__(self, specs: list[ProcessSpec], log_dir: Path, env: dict[str, str], stop_grace_s: float = 10.0,
+                 instance_env: dict[str, dict[str, str]] | None = None) -> None:
         self.processes = {s.instance_id: ManagedProcess(s) for s in specs}
         self.log_dir = log_dir
         self.env = env
+        self.instance_env = instance_env or {}
+        """Variables of one instance only (its own certificate)."""
         self.stop_grace_s = stop_grace_s
         self.stopping = False
 
@@ -81,7 +86,7 @@ class Supervisor:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
-                env=self.env,
+                env={**self.env, **self.instance_env.get(managed.spec.instance_id, {})},
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
@@ -142,8 +147,9 @@ class Supervisor:
 
 
 class SupervisorServicer(supervisor_pb2_grpc.SupervisorServicer):
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervisor, admin_token: str | None) -> None:
         self.supervisor = supervisor
+        self.admin_token = admin_token
 
     @staticmethod
     def _describe(managed: ManagedProcess) -> supervisor_pb2.ManagedProcess:
@@ -159,5 +165,6 @@ class SupervisorServicer(supervisor_pb2_grpc.SupervisorServicer):
         return supervisor_pb2.ListProcessesResponse(processes=[self._describe(m) for m in self.supervisor.processes.values()])
 
     async def RestartInstance(self, request, context):
+        check_bearer(header(context, "authorization"), self.admin_token, "restarts")
         managed = await self.supervisor.restart(request.instance_id, request.reason or "requested")
         return supervisor_pb2.RestartInstanceResponse(process=self._describe(managed))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import sys
 import time
 
@@ -13,8 +14,10 @@ from pydantic import ValidationError
 
 from cli.prometheus_targets import write_file_sd
 from cli.status import collect_status
-from cli.supervisor import Supervisor, SupervisorServicer, default_specs
-from mesh.admin_auth import TOKEN_FILE
+from cli.supervisor import ProcessSpec, Supervisor, SupervisorServicer, default_specs
+from mesh import tls
+from mesh.admin_auth import TOKEN_FILE, admin_token
+from mesh.certificates import make_mesh_certificates
 from mesh.config import ConfigError, MeshSettings
 from mesh.discovery import open_registry
 from mesh.runtime import ServiceRuntime
@@ -58,18 +61,40 @@ async def _announce_when_healthy(settings: MeshSettings) -> None:
             return
 
 
-async def run_up(settings: MeshSettings, replicas: int) -> int:
+def prepare_tls(settings: MeshSettings, specs: list[ProcessSpec]) -> tuple[MeshSettings, dict[str, dict[str, str]]]:
+    """`up --tls`: a local CA and a certificate per instance (and for the supervisor and the
+    CLI) in <state_dir>/tls; the supervisor's settings with its own, and each instance's
+    SCOREMESH_TLS_* variables."""
+    issued = make_mesh_certificates(settings.state_dir / tls.TLS_DIR, ["supervisor", *(s.instance_id for s in specs)])
+    own = issued["supervisor"]
+    settings = settings.model_copy(update={"tls_ca": own.ca, "tls_cert": own.cert, "tls_key": own.key})
+    instance_env = {
+        name: {"SCOREMESH_TLS_CA": str(i.ca), "SCOREMESH_TLS_CERT": str(i.cert), "SCOREMESH_TLS_KEY": str(i.key)}
+        for name, i in issued.items()
+    }
+    return settings, instance_env
+
+
+async def run_up(settings: MeshSettings, replicas: int, use_tls: bool = False) -> int:
+    specs = default_specs(replicas)
+    instance_env: dict[str, dict[str, str]] = {}
+    if use_tls:
+        settings, instance_env = prepare_tls(settings, specs)
+    elif settings.tls_ca is None:
+        shutil.rmtree(settings.state_dir / tls.TLS_DIR, ignore_errors=True)  # the CLI must not speak TLS to a plaintext mesh
     runtime = ServiceRuntime(settings, "supervisor", "supervisor")
     env = dict(os.environ, SCOREMESH_STATE_DIR=str(settings.state_dir))
-    supervisor = Supervisor(default_specs(replicas), settings.log_dir, env)
-    runtime.add_servicer(supervisor_pb2_grpc.add_SupervisorServicer_to_server, SupervisorServicer(supervisor), "scoremesh.v1.Supervisor")
+    supervisor = Supervisor(specs, settings.log_dir, env, instance_env=instance_env)
+    token = admin_token(settings.admin_token, settings.state_dir)
+    runtime.add_servicer(supervisor_pb2_grpc.add_SupervisorServicer_to_server, SupervisorServicer(supervisor, token), "scoremesh.v1.Supervisor")
     await runtime.start()
     runtime.install_signal_handlers()
     await supervisor.start_all()
     await runtime.set_serving(True)
     runtime.spawn(_announce_when_healthy(settings), "announce")
     runtime.spawn(_publish_scrape_targets(runtime, settings), "scrape-targets")
-    print(f"scoremesh: supervisor up, state in {settings.state_dir}; Ctrl-C stops the mesh", flush=True)
+    mode = f"mTLS (CA {settings.tls_ca})" if settings.tls_ca else "plaintext"
+    print(f"scoremesh: supervisor up, {mode}, state in {settings.state_dir}; Ctrl-C stops the mesh", flush=True)
     try:
         await runtime.wait_for_stop_signal()
     finally:
@@ -91,7 +116,7 @@ def ensure_admin_token(state_dir) -> None:
         out.write(secrets.token_urlsafe(32) + "\n")
 
 
-def up(settings: MeshSettings, replicas: int) -> int:
+def up(settings: MeshSettings, replicas: int, use_tls: bool = False) -> int:
     problem = check_configuration()
     if problem:
         print(f"scoremesh: invalid configuration: {problem}", file=sys.stderr)
@@ -107,4 +132,4 @@ def up(settings: MeshSettings, replicas: int) -> int:
 
         print(f"scoremesh: no model repository in {settings.model_repository}; training one", flush=True)
         train(settings.model_repository, settings.feature_dir)
-    return asyncio.run(run_up(settings, replicas))
+    return asyncio.run(run_up(settings, replicas, use_tls))

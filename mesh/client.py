@@ -37,6 +37,7 @@ from mesh.balancing import OPEN, CircuitBreaker, Endpoint, RetryBudget, Balancer
 from mesh.discovery import Instance, Registry
 from mesh.status_details import error_info
 from mesh.telemetry import Tracing
+from mesh.tls import PLAINTEXT, Channels
 
 RESOLVE_TTL_S = 0.5
 REPLY_RESERVE_S = 0.002  # of the caller's deadline, kept for the answer to travel back
@@ -122,6 +123,7 @@ class ServiceClient:
         max_message_bytes: int = 4 * 1024 * 1024,
         tracing: Tracing | None = None,
         policy: ClientPolicy = ClientPolicy(),
+        channels: Channels = PLAINTEXT,
     ) -> None:
         self.registry = registry
         self.service = service
@@ -130,6 +132,7 @@ class ServiceClient:
         self.max_message_bytes = max_message_bytes
         self.tracing = tracing
         self.policy = policy
+        self.channels = channels
         self.balancer = Balancer(policy.strategy)
         self.balancer.on_eject = lambda address, seconds: EJECTIONS.labels(service, address).inc()
         self.breaker = CircuitBreaker(policy.breaker_window_s, policy.breaker_min_requests, policy.breaker_failure_ratio, policy.breaker_open_s)
@@ -169,13 +172,13 @@ class ServiceClient:
                 ("grpc.use_local_subchannel_pool", 1),
             ]
             count = self.policy.channels_per_address * max(1, workers)
-            channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(count)]
+            channels = [self.channels.aio(address, options) for _ in range(count)]
             entry = self._channels[address] = (channels, itertools.cycle([self.stub_factory(c) for c in channels]))
         return next(entry[1])
 
     # ------------------------------------------------------------------ calls
     async def call(self, method: str, request: Any, timeout: float, *, eligible: Collection[str] | None = None,
-                   attempts: int | None = None, hedge: bool | None = None) -> Any:
+                   attempts: int | None = None, hedge: bool | None = None, metadata: tuple[tuple[str, str], ...] = ()) -> Any:
         """`stub.<method>(request)` under the policies above; UpstreamError when it fails."""
         deadline = time.monotonic() + timeout
         if not self.breaker.allow():
@@ -189,7 +192,7 @@ class ServiceClient:
         hedging = self.policy.hedge if hedge is None else hedge
         total = attempts or self.policy.max_attempts
         try:
-            return await self._attempt(method, request, deadline, tried, among, hedging)  # the common case: no tenacity set-up
+            return await self._attempt(method, request, deadline, tried, among, hedging, metadata)  # the common case: no tenacity set-up
         except _AttemptFailed as failure:
             if total <= 1 or not self._may_retry(failure, deadline, method):
                 raise self._upstream(failure) from None
@@ -202,7 +205,7 @@ class ServiceClient:
                 reraise=True,
             ):
                 with attempt:
-                    return await self._attempt(method, request, deadline, tried, among, hedging)
+                    return await self._attempt(method, request, deadline, tried, among, hedging, metadata)
         except _AttemptFailed as failure:
             last = failure
         raise self._upstream(last)
@@ -226,7 +229,8 @@ class ServiceClient:
         RETRIES.labels(self.service, method).inc()
         return True
 
-    async def _attempt(self, method: str, request: Any, deadline: float, tried: set[str], among: set[str] | None, hedging: bool) -> Any:
+    async def _attempt(self, method: str, request: Any, deadline: float, tried: set[str], among: set[str] | None, hedging: bool,
+                       metadata: tuple = ()) -> Any:
         endpoint = self.balancer.pick(exclude=tried, among=among)
         if endpoint is None and tried:
             endpoint = self.balancer.pick(among=among)  # every instance tried: the best one again
@@ -237,13 +241,13 @@ class ServiceClient:
         if deadline - time.monotonic() <= REPLY_RESERVE_S:
             raise UpstreamError(self.service, "DEADLINE_EXCEEDED", "deadline passed")
         if not hedging or self._p95_s == float("inf"):
-            return await self._one(endpoint, method, request, deadline, kind)
-        return await self._hedged(endpoint, method, request, deadline, tried, among, kind)
+            return await self._one(endpoint, method, request, deadline, kind, extra_metadata=metadata)
+        return await self._hedged(endpoint, method, request, deadline, tried, among, kind, metadata)
 
     async def _hedged(self, endpoint: Endpoint, method: str, request: Any, deadline: float, tried: set[str], among: set[str] | None,
-                      kind: str) -> Any:
+                      kind: str, metadata: tuple = ()) -> Any:
         cancelled: dict[asyncio.Future, str] = {}  # the loser of the race: "outrun" or "superseded"
-        first = asyncio.ensure_future(self._one(endpoint, method, request, deadline, kind, cancelled))
+        first = asyncio.ensure_future(self._one(endpoint, method, request, deadline, kind, cancelled, metadata))
         delay = max(self.policy.hedge_min_delay_s, self._p95_s)
         done, _ = await asyncio.wait({first}, timeout=min(delay, max(0.0, deadline - time.monotonic())))
         if done:
@@ -261,7 +265,7 @@ class ServiceClient:
                 return await first
             RETRIES.labels(self.service, method).inc()
         tried.add(second_endpoint.address)
-        second = asyncio.ensure_future(self._one(second_endpoint, method, request, deadline, "hedge", cancelled))
+        second = asyncio.ensure_future(self._one(second_endpoint, method, request, deadline, "hedge", cancelled, metadata))
         pending = {first, second}
         try:
             while pending:
@@ -277,7 +281,7 @@ class ServiceClient:
                 task.cancel()
 
     async def _one(self, endpoint: Endpoint, method: str, request: Any, deadline: float, kind: str = "first",
-                   cancelled: dict | None = None) -> Any:
+                   cancelled: dict | None = None, extra_metadata: tuple = ()) -> Any:
         """One attempt on one instance. An attempt cancelled because the other of a hedged pair
         answered first (`cancelled` says which way it lost) is reported to the balancer as such,
         never as the service's failure (the breaker does not count it)."""
@@ -288,6 +292,8 @@ class ServiceClient:
         pick.inc()
         workers = next((i.workers for i in self._resolved if i.address == address), 1)
         span, metadata = self.tracing.start_client_span(f"/{self.full_name}/{method}") if self.tracing else (None, ())
+        if extra_metadata:
+            metadata = (*metadata, *extra_metadata)
         self.balancer.started(endpoint)
         started = time.monotonic()
         outcome = "client"

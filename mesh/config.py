@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -173,6 +173,62 @@ class MeshSettings(BaseSettings):
 
     readiness_interval_s: float = 1.0
     """How often a service re-checks whether it can do its job (its health follows)."""
+
+    tls_ca: Path | None = None
+    """CA certificate (PEM) that signs every certificate of the mesh. Set with `tls_cert` and
+    `tls_key`: every server listens with TLS only and every client verifies servers against it."""
+
+    tls_cert: Path | None = None
+    """This process's certificate (PEM), presented by its server and by its clients (mTLS)."""
+
+    tls_key: Path | None = None
+    """The private key (PEM) of `tls_cert`."""
+
+    tls_client_auth: bool = True
+    """With TLS: servers refuse clients without a certificate signed by `tls_ca` (mTLS)."""
+
+    tls_server_name: str | None = None
+    """Name checked against servers' certificates instead of the dialled host (when one
+    certificate covers many pods, e.g. `scoremesh`)."""
+
+    admin_token: str | None = None
+    """Bearer token of admin calls (repository load/unload, routing changes, recovery trigger,
+    supervisor restart). Unset: the one `scoremesh up` keeps in <state_dir>/admin-token; with
+    neither, admin calls are refused. Never logged."""
+
+    consul_token: str | None = None
+    """Consul ACL token sent with every request to the agent (discovery: consul)."""
+
+    consul_scheme: Literal["http", "https"] = "http"
+    """How to reach the Consul agent's HTTP API (https: TLS to the agent)."""
+
+    consul_ca: Path | None = None
+    """CA certificate (PEM) that verifies the Consul agent's HTTPS certificate; unset: the
+    system's CAs."""
+
+    max_concurrent_streams: int = Field(default=256, ge=1)
+    """Concurrent RPCs a server allows on one client connection (HTTP/2 streams)."""
+
+    keepalive_time_s: float = Field(default=30.0, gt=0)
+    """A server pings an idle connection this often to find dead peers..."""
+
+    keepalive_timeout_s: float = Field(default=10.0, gt=0)
+    """...and closes it when a ping is not answered within this."""
+
+    min_client_ping_interval_s: float = Field(default=10.0, gt=0)
+    """Clients pinging more often than this are told to go away (GOAWAY too_many_pings)."""
+
+    max_call_s: float = Field(default=30.0, gt=0)
+    """Longest a unary call may run on a server: a call without a deadline, or with a longer
+    one, is cut at this and answered DEADLINE_EXCEEDED."""
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> "MeshSettings":
+        given = [name for name in ("tls_ca", "tls_cert", "tls_key") if getattr(self, name) is not None]
+        if given and len(given) != 3:
+            missing = sorted({"tls_ca", "tls_cert", "tls_key"} - set(given))
+            raise ValueError(f"TLS needs tls_ca, tls_cert and tls_key together: {', '.join(missing)} missing")
+        return self
 
     @classmethod
     def settings_customise_sources(

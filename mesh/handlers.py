@@ -18,6 +18,7 @@ register a servicer, so each servicer is wrapped as it is added.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -27,7 +28,7 @@ from typing import Any
 import grpc
 from prometheus_client import Counter, Histogram
 
-from domain.errors import InvalidArgument, MeshError
+from domain.errors import DeadlineExceeded, InvalidArgument, MeshError
 from mesh.metrics import LATENCY_BUCKETS
 from mesh.status_details import error_info_trailer
 from mesh.telemetry import Tracing, current_trace_id
@@ -151,12 +152,21 @@ class _Method:
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {self.full_method}; see the server log (trace id {current_trace_id()})")
 
 
+def header(context: grpc.aio.ServicerContext, name: str) -> str:
+    """The value of request header `name` ("" when absent): how servicers read the bearer
+    token of admin calls and the caller's name."""
+    for key, value in context.invocation_metadata() or ():
+        if key == name:
+            return value
+    return ""
+
+
 def _code(context: grpc.aio.ServicerContext, default: str) -> str:
     code = context.code()
     return code.name if isinstance(code, grpc.StatusCode) else default
 
 
-def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Tracing | None) -> grpc.RpcMethodHandler:
+def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Tracing | None, max_call_s: float | None = None) -> grpc.RpcMethodHandler:
     kind, factory = next((k, f) for k, f in KINDS if getattr(handler, k) is not None)
     behaviour = getattr(handler, kind)
     m = _Method(full_method, kind, handler, tracing)
@@ -187,6 +197,27 @@ def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Trac
             finally:
                 m.end(call)
 
+    elif kind == "unary_unary" and max_call_s:  # the deadline cap: streams (Watch, Report) may live long
+
+        async def wrapped(request, context):
+            call = m.begin(context)
+            try:
+                remaining = context.time_remaining()
+                if remaining is not None and remaining <= max_call_s:  # the common case: the caller's deadline rules
+                    return await behaviour(guarded(request), context)
+                scope = asyncio.timeout(max_call_s)
+                try:
+                    async with scope:
+                        return await behaviour(guarded(request), context)
+                except TimeoutError:
+                    if not scope.expired():
+                        raise  # the handler's own timeout, not the cap
+                    raise DeadlineExceeded(f"the call ran past this server's cap of {max_call_s:g} s (max_call_s)") from None
+            except BaseException as error:
+                await m.failed(call, error, context)
+            finally:
+                m.end(call)
+
     else:
 
         async def wrapped(request, context):
@@ -205,20 +236,22 @@ class WrappingRegistrar:
     """Pass this where generated code expects the server (`add_FooServicer_to_server(servicer,
     registrar)`): every method is wrapped once and registered on the real server."""
 
-    def __init__(self, server: grpc.aio.Server, tracing: Tracing | None = None) -> None:
+    def __init__(self, server: grpc.aio.Server, tracing: Tracing | None = None, max_call_s: float | None = None) -> None:
         self.server = server
         self.tracing = tracing
+        self.max_call_s = max_call_s
 
     def add_generic_rpc_handlers(self, handlers) -> None:
         """Generated code registers each servicer twice, as a generic handler and as registered
         method handlers; the second carries everything, so the first is not needed."""
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
-        wrapped = {name: wrap_handler(f"/{service}/{name}", handler, self.tracing) for name, handler in handlers.items()}
+        wrapped = {name: wrap_handler(f"/{service}/{name}", handler, self.tracing, self.max_call_s) for name, handler in handlers.items()}
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
         self.server.add_registered_method_handlers(service, wrapped)
 
 
-def add_servicer(server: grpc.aio.Server, add_to_server: Callable[[Any, Any], None], servicer: Any, tracing: Tracing | None = None) -> None:
+def add_servicer(server: grpc.aio.Server, add_to_server: Callable[[Any, Any], None], servicer: Any, tracing: Tracing | None = None,
+                 max_call_s: float | None = None) -> None:
     """Register `servicer` on `server` with every method wrapped (also for tests and benchmarks)."""
-    add_to_server(servicer, WrappingRegistrar(server, tracing))
+    add_to_server(servicer, WrappingRegistrar(server, tracing, max_call_s))

@@ -5,17 +5,20 @@ from __future__ import annotations
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mesh.tls import PLAINTEXT, Channels
+
 
 class HealthProber:
     """One channel per address, reused across probes."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: Channels = PLAINTEXT) -> None:
+        self.channels = channels
         self._stubs: dict[str, tuple[grpc.aio.Channel, health_pb2_grpc.HealthStub]] = {}
 
     async def check(self, address: str, timeout: float = 1.0) -> str:
         """"SERVING", "NOT_SERVING", ... or the gRPC error code name when the check fails."""
         if address not in self._stubs:
-            channel = grpc.aio.insecure_channel(address)
+            channel = self.channels.aio(address)
             self._stubs[address] = (channel, health_pb2_grpc.HealthStub(channel))
         try:
             response = await self._stubs[address][1].Check(health_pb2.HealthCheckRequest(), timeout=timeout)

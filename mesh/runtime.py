@@ -37,6 +37,7 @@ from mesh.discovery import Instance, Registry, open_registry
 from mesh.handlers import WrappingRegistrar
 from mesh.logs import configure_logging
 from mesh.telemetry import Tracing
+from mesh import tls
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,20 @@ def describe_runtime() -> dict[str, str]:
     return info
 
 
+def server_options(settings: MeshSettings) -> list[tuple[str, int]]:
+    """The limits every server enforces, from one place: message size, concurrent streams per
+    connection, keepalive (server pings; clients that ping too often are told to go away)."""
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
+        ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.keepalive_timeout_s * 1000)),
+        ("grpc.http2.min_ping_interval_without_data_ms", int(settings.min_client_ping_interval_s * 1000)),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
 class ServiceRuntime:
     """One serving process. As worker `worker` of an instance (mesh.workers), it shares the
     instance's port (SO_REUSEPORT) and leaves registration, metrics and readiness reports to the
@@ -84,14 +99,10 @@ class ServiceRuntime:
         describe_runtime()
         self.registry: Registry = open_registry(settings)
         self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", settings.max_message_bytes),
-                ("grpc.max_send_message_length", settings.max_message_bytes),
-                ("grpc.so_reuseport", 1 if worker is not None else 0),
-            ],
-        )
-        self._registrar = WrappingRegistrar(self.server, self.tracing)
+        self.tls = tls.configured(settings)
+        self.channels = tls.Channels(self.tls)
+        self.server = grpc.aio.server(options=[*server_options(settings), ("grpc.so_reuseport", 1 if worker is not None else 0)])
+        self._registrar = WrappingRegistrar(self.server, self.tracing, settings.max_call_s)
         self._service_names: list[str] = []
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
@@ -109,7 +120,8 @@ class ServiceRuntime:
     def client(self, service: str, stub_factory: Callable[[grpc.aio.Channel], Any], full_name: str) -> ServiceClient:
         """A client of another service of the mesh (`full_name`: its package.Service, for
         traces), closed when this one stops."""
-        client = ServiceClient(self.registry, service, stub_factory, full_name, self.settings.max_message_bytes, self.tracing, policy_from(self.settings))
+        client = ServiceClient(self.registry, service, stub_factory, full_name, self.settings.max_message_bytes, self.tracing,
+                               policy_from(self.settings), self.channels)
         self.on_stop(client.close)
         return client
 
@@ -133,7 +145,11 @@ class ServiceRuntime:
         # start: a liveness probe must not restart an instance that is merely not ready yet.
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
 
-        port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        listen = f"{self.settings.host}:{self.settings.port}"
+        if self.tls is None:
+            port = self.server.add_insecure_port(listen)
+        else:  # TLS only: a plaintext client fails its handshake
+            port = self.server.add_secure_port(listen, tls.server_credentials(self.tls))
         await self.server.start()
         if self.worker is not None:
             log.info("worker %d listening on port %d", self.worker, port)

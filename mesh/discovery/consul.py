@@ -1,7 +1,7 @@
 """Consul backend through py-consul.
 
 Each instance registers as a Consul service with a gRPC health check (Consul calls our
-grpc.health.v1 endpoint) and DeregisterCriticalServiceAfter, so a dead instance is removed by
+grpc.health.v1 endpoint, over TLS when the mesh runs on it) and DeregisterCriticalServiceAfter, so a dead instance is removed by
 Consul itself. Resolution asks for passing instances only; `watch` keeps a per-service cache fresh
 with blocking queries (X-Consul-Index), so resolving does not hit Consul on every call.
 """
@@ -28,8 +28,13 @@ class ConsulRegistry(Registry):
         check_interval: str = "1s",
         deregister_after: str = "1m",
         watch_wait: str = "5s",
+        client: consul.Consul | None = None,
+        grpc_tls: bool = False,
     ) -> None:
-        self.client = consul.Consul(host=host, port=port)
+        """`client`: a configured py-consul client (ACL token, HTTPS: mesh.discovery.consul_client);
+        default: plain HTTP to host:port without a token."""
+        self.client = client or consul.Consul(host=host, port=port)
+        self.grpc_tls = grpc_tls
         self.check_interval = check_interval
         self.deregister_after = deregister_after
         self.watch_wait = watch_wait
@@ -61,7 +66,9 @@ class ConsulRegistry(Registry):
             tags=[TAG],
             meta={**instance.meta, "metrics_url": instance.metrics_url, "pid": str(instance.pid)},
             check=consul.Check.grpc(
-                instance.address, self.check_interval, deregister=self.deregister_after
+                instance.address, self.check_interval, deregister=self.deregister_after,
+                # A mesh on mTLS: the agent checks over TLS with its own client certificate.
+                use_tls=True if self.grpc_tls else None,
             ),
         )
 

@@ -8,6 +8,7 @@ import logging
 import torch
 
 from inference import grpc_service_pb2_grpc as pb_grpc
+from mesh.admin_auth import admin_token
 from mesh.runtime import Readiness, Service, ServiceRuntime, service_main
 from services.inference.batching import BatchingPolicy
 from services.inference.handler import InferenceHandler
@@ -42,7 +43,7 @@ async def setup(runtime: ServiceRuntime, settings: InferenceSettings) -> Readine
     manager = build_manager(settings)
     runtime.add_servicer(
         pb_grpc.add_GRPCInferenceServiceServicer_to_server,
-        InferenceServicer(InferenceHandler(manager, settings.admin_token)),
+        InferenceServicer(InferenceHandler(manager, admin_token(settings.admin_token, settings.state_dir))),
         "inference.GRPCInferenceService",
     )
     runtime.on_stop(manager.unload_all)

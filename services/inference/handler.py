@@ -200,9 +200,8 @@ class InferenceHandler:
         return [RepositoryEntry(*row) for row in self.manager.index() if not ready_only or row[2] == "READY"]
 
     def authorize(self, authorization: str) -> None:
-        """The admin bearer token (mesh.admin_auth); no token configured = open (loopback use)."""
-        if self.admin_token:
-            check_bearer(authorization, self.admin_token, "repository calls")
+        """The admin bearer token (mesh.admin_auth); no token configured = locked."""
+        check_bearer(authorization, self.admin_token, "repository calls")
 
     async def load(self, name: str, authorization: str) -> None:
         self.authorize(authorization)

@@ -7,15 +7,9 @@ import time
 
 from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
+from mesh.handlers import header
 from services.inference import converters
 from services.inference.handler import InferenceHandler
-
-
-def _authorization(context) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
-            return value
-    return ""
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -52,9 +46,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return converters.repository_index_to_proto(self.handler.repository_index(request.ready))
 
     async def RepositoryModelLoad(self, request, context):
-        await self.handler.load(request.model_name, _authorization(context))
+        await self.handler.load(request.model_name, header(context, "authorization"))
         return pb.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(self, request, context):
-        await self.handler.unload(request.model_name, _authorization(context))
+        await self.handler.unload(request.model_name, header(context, "authorization"))
         return pb.RepositoryModelUnloadResponse()

@@ -33,8 +33,6 @@ class InferenceSettings(MeshSettings):
     repository_poll_s: float = 2.0
     """How often the repository is scanned for new or removed versions; 0 = only on request."""
 
-    admin_token: str | None = None
-    """Bearer token that RepositoryModelLoad/Unload require; unset = no check (loopback use)."""
 
     max_batch_rows: int = 1024
     """Dynamic batching: most rows merged into one kernel call."""

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+from mesh.admin_auth import admin_token
 from mesh.discovery import Instance, InstanceState
 from mesh.health_probe import HealthProber
 from mesh.runtime import Service, ServiceRuntime, service_main
@@ -19,9 +20,11 @@ log = logging.getLogger(__name__)
 
 
 async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
-    prober = HealthProber()
+    prober = HealthProber(runtime.channels)
     runtime.on_stop(prober.close)
     supervisor = runtime.client("supervisor", supervisor_pb2_grpc.SupervisorStub, "scoremesh.v1.Supervisor")
+    token = admin_token(settings.admin_token, settings.state_dir)
+    credentials = (("authorization", f"Bearer {token}"),) if token else ()
 
     async def probe(state: InstanceState) -> tuple[bool, str]:
         if state.process_gone:
@@ -40,6 +43,7 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
             "RestartInstance",
             supervisor_pb2.RestartInstanceRequest(instance_id=instance.instance_id, reason=reason),
             timeout=10.0, attempts=1, hedge=False,  # a restart is not an idempotent read
+            metadata=credentials,
         )
 
     async def lookup(instance_id: str) -> InstanceState | None:
@@ -53,7 +57,7 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         backoff_s=settings.restart_backoff_s,
         recovery_timeout_s=settings.recovery_timeout_s,
     )
-    runtime.add_servicer(recovery_pb2_grpc.add_RecoveryServicer_to_server, RecoveryServicer(recoverer), "scoremesh.v1.Recovery")
+    runtime.add_servicer(recovery_pb2_grpc.add_RecoveryServicer_to_server, RecoveryServicer(recoverer, token), "scoremesh.v1.Recovery")
 
     async def watch() -> None:
         while True:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from mesh.admin_auth import check_bearer
+from mesh.handlers import header
 from scoremesh.v1 import recovery_pb2_grpc
 from services.recovery import converters
 from services.recovery.recoverer import Recoverer
 
 
 class RecoveryServicer(recovery_pb2_grpc.RecoveryServicer):
-    def __init__(self, recoverer: Recoverer) -> None:
+    def __init__(self, recoverer: Recoverer, admin_token: str | None) -> None:
         self.recoverer = recoverer
+        self.admin_token = admin_token
 
     async def GetStatus(self, request, context):
         return converters.status_to_proto(list(self.recoverer.tracked.values()))
@@ -18,5 +21,6 @@ class RecoveryServicer(recovery_pb2_grpc.RecoveryServicer):
         return converters.actions_to_proto(self.recoverer.audit.entries(converters.list_limit_from_proto(request)))
 
     async def Trigger(self, request, context):
+        check_bearer(header(context, "authorization"), self.admin_token, "recovery triggers")
         action, instance_id, reason = converters.trigger_from_proto(request)
         return converters.trigger_to_proto(await self.recoverer.trigger(action, instance_id, reason))

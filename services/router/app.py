@@ -7,6 +7,7 @@ import logging
 from prometheus_client import Counter
 
 from inference import grpc_service_pb2_grpc
+from mesh.discovery import consul_client
 from mesh.admin_auth import admin_token
 from mesh.config import config_file
 from mesh.runtime import Readiness, Service, ServiceRuntime, service_main
@@ -29,11 +30,7 @@ TELEMETRY_DROPPED = Counter("scoremesh_router_telemetry_dropped_total", "Telemet
 
 
 def routing_source(settings: RouterSettings) -> RoutingSource:
-    consul = None
-    if settings.discovery == "consul":
-        import consul as py_consul
-
-        consul = py_consul.Consul(host=settings.consul_host, port=settings.consul_port)
+    consul = consul_client(settings) if settings.discovery == "consul" else None
     return RoutingSource(config_file(), settings.state_dir / "routing.yaml", consul)
 
 

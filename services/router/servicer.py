@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mesh.client import remaining_timeout
+from mesh.handlers import header
 from mesh.telemetry import current_trace_id
 from scoremesh.v1 import router_pb2_grpc
 from services.router import converters
@@ -10,13 +11,6 @@ from services.router.admin import RoutingAdmin
 from services.router.scoring import ScoringPipeline
 
 CALLER_HEADER = "x-scoremesh-caller"
-
-
-def _header(context, name: str) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == name:
-            return value
-    return ""
 
 
 class RouterServicer(router_pb2_grpc.RouterServicer):
@@ -27,7 +21,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
 
     async def Score(self, request, context):
         timeout = remaining_timeout(context, self.default_timeout_s)
-        result = await self.pipeline.score(converters.score_request_from_proto(request, _header(context, CALLER_HEADER)), timeout)
+        result = await self.pipeline.score(converters.score_request_from_proto(request, header(context, CALLER_HEADER)), timeout)
         return converters.score_response(result, current_trace_id())
 
     async def ExplainRoute(self, request, context):
@@ -37,4 +31,4 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         return converters.routing_config_to_proto(*self.admin.current())
 
     async def ApplyRoutingConfig(self, request, context):
-        return converters.applied_to_proto(self.admin.apply(request.yaml, request.dry_run, _header(context, "authorization")))
+        return converters.applied_to_proto(self.admin.apply(request.yaml, request.dry_run, header(context, "authorization")))

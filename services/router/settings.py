@@ -33,9 +33,6 @@ class RouterSettings(MeshSettings):
     routing_poll_s: float = 1.0
     """How often the routing files are checked for changes (Consul KV is watched instead)."""
 
-    admin_token: str | None = None
-    """Bearer token of the admin RPCs (routing changes); unset = the token `scoremesh up` keeps in
-    <state_dir>/admin-token; with neither, admin RPCs are refused."""
 
     max_in_flight: int = Field(default=256, ge=1)
     """Scores in progress at once in one router process; beyond, RESOURCE_EXHAUSTED at once."""

@@ -32,8 +32,9 @@ def scoremesh(*args: str, state_dir: Path, timeout: float = 30.0, env: dict | No
 
 
 class MeshProcess:
-    def __init__(self, state_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, state_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.state_dir = state_dir
+        self.args = args
         self.env = {**os.environ, **(env or {})}
         self.log_path = state_dir.parent / f"{state_dir.name}-up.log"
         self.process: subprocess.Popen | None = None
@@ -42,7 +43,7 @@ class MeshProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "up", "--state-dir", str(self.state_dir)],
+            [sys.executable, "-m", "cli.main", "up", "--state-dir", str(self.state_dir), *self.args],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=self.env,
             start_new_session=True,
         )

@@ -14,6 +14,11 @@ Documented Consul behaviour it follows:
 - `GET /v1/catalog/services` maps service names to their tags.
 - `PUT /v1/kv/<key>` stores the raw body; `GET /v1/kv/<key>` answers it base64-encoded with its
   ModifyIndex (404 when absent), blocking like the other reads.
+- ACLs (default policy deny, as a secured agent): with a token configured, a request without
+  `X-Consul-Token` or with another token is answered 403 "ACL not found" and changes nothing;
+  the tokens each request carried are kept in `tokens_seen`.
+- A gRPC check with `GRPCUseTLS` probes over TLS with the agent's own certificate (`grpc_tls`);
+  an agent without one fails such checks, as a real agent without TLS configuration does.
 """
 
 from __future__ import annotations
@@ -49,7 +54,10 @@ def _lower_keys(value):
 
 
 class ConsulDouble:
-    def __init__(self) -> None:
+    def __init__(self, token: str | None = None, grpc_tls=None) -> None:
+        self.token = token
+        self.tokens_seen: list[str | None] = []
+        self.grpc_tls = grpc_tls  # mesh.tls.TlsMaterial of the agent, for TLS gRPC checks
         self.services: dict[str, dict] = {}
         self.kv: dict[str, tuple[bytes, int]] = {}  # key -> (value, modify index)
         self.index = 1
@@ -62,7 +70,7 @@ class ConsulDouble:
             threading.Thread(target=self.httpd.serve_forever, daemon=True),
             threading.Thread(target=self._run_checks, daemon=True),
         ]
-        self._channels: dict[str, grpc.Channel] = {}
+        self._channels: dict[tuple[str, bool], grpc.Channel] = {}
 
     # ---- state changes (always under self.changed) --------------------------------------------
     def _bump(self) -> None:
@@ -82,6 +90,7 @@ class ConsulDouble:
                     "Status": "critical",
                     "Output": "",
                     "grpc": check.get("grpc"),
+                    "grpc_use_tls": bool(check.get("grpcusetls") or check.get("grpc_use_tls")),
                     "interval": parse_duration(check["interval"]) if check.get("interval") else None,
                     "ttl": parse_duration(check["ttl"]) if check.get("ttl") else None,
                     "deregister_after": parse_duration(check["deregistercriticalserviceafter"]) if check.get("deregistercriticalserviceafter") else None,
@@ -126,9 +135,18 @@ class ConsulDouble:
                         return True
         return False
 
-    def _probe(self, target: str) -> tuple[str, str]:
+    def _probe(self, target: str, use_tls: bool) -> tuple[str, str]:
         address, _, service = target.partition("/")
-        channel = self._channels.setdefault(address, grpc.insecure_channel(address))
+        channel = self._channels.get((address, use_tls))
+        if channel is None:
+            if use_tls and self.grpc_tls is not None:
+                credentials = grpc.ssl_channel_credentials(self.grpc_tls.ca, self.grpc_tls.key, self.grpc_tls.cert)
+                channel = grpc.secure_channel(address, credentials)
+            elif use_tls:
+                return "critical", f"gRPC check {target}: TLS asked but the agent has no TLS configuration"
+            else:
+                channel = grpc.insecure_channel(address)
+            self._channels[(address, use_tls)] = channel
         try:
             response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
         except grpc.RpcError as error:
@@ -143,7 +161,7 @@ class ConsulDouble:
                 due = [(s, c) for s in self.services.values() for c in s["checks"] if c["grpc"] and c["next_run"] <= now]
                 for _, check in due:
                     check["next_run"] = now + (check["interval"] or 10.0)
-            results = [(s["ID"], c, *self._probe(c["grpc"])) for s, c in due]  # outside the lock
+            results = [(s["ID"], c, *self._probe(c["grpc"], c["grpc_use_tls"])) for s, c in due]  # outside the lock
             with self.changed:
                 for service_id, check, status, output in results:
                     if service_id in self.services:
@@ -208,7 +226,18 @@ class ConsulDouble:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _denied(self) -> bool:
+                token = self.headers.get("X-Consul-Token")
+                with double.changed:
+                    double.tokens_seen.append(token)
+                if double.token is not None and token != double.token:
+                    self._reply(403, "ACL not found")
+                    return True
+                return False
+
             def do_PUT(self):
+                if self._denied():
+                    return None
                 url = urlparse(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
@@ -233,6 +262,8 @@ class ConsulDouble:
                 return self._reply(404, "not found")
 
             def do_GET(self):
+                if self._denied():
+                    return None
                 url = urlparse(self.path)
                 query = parse_qs(url.query, keep_blank_values=True)
                 if "index" in query:

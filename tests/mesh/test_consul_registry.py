@@ -189,3 +189,59 @@ def test_ttl_check_semantics(consul_port):
     assert [i.instance_id for i in registry.resolve("batch")] == ["batch-1"]
     _until(lambda: registry.resolve("batch") == [], timeout=10)  # no pass within the TTL
     client.agent.service.deregister("batch-1")
+
+
+def test_the_acl_token_is_sent_with_every_request_and_required():
+    """SCOREMESH_CONSUL_TOKEN reaches the agent on every call; an agent that requires a token
+    refuses a registry without one (py-consul raises ACLPermissionDenied on 403)."""
+    from mesh.config import MeshSettings
+    from mesh.discovery import consul_client, open_registry
+
+    double = ConsulDouble(token="s3cret-acl").start()
+    server = HealthServer()
+    try:
+        secured = open_registry(MeshSettings(discovery="consul", consul_port=double.port, consul_token="s3cret-acl"))
+        secured.register(_instance(server, 1))
+        assert _until(lambda: secured.resolve("inference"))[0].instance_id == "inference-1"
+        assert set(double.tokens_seen) == {"s3cret-acl"}
+        anonymous = open_registry(MeshSettings(discovery="consul", consul_port=double.port))
+        with pytest.raises(consul.ACLPermissionDenied):
+            anonymous.register(_instance(server, 2))
+        wrong = consul_client(MeshSettings(discovery="consul", consul_port=double.port, consul_token="guess"))
+        with pytest.raises(consul.ACLPermissionDenied):
+            wrong.kv.get("scoremesh/routing")
+        assert [i.instance_id for i in secured.resolve("inference")] == ["inference-1"]  # the refused changed nothing
+        secured.close()
+    finally:
+        server.stop()
+        double.stop()
+
+
+def test_a_mesh_on_tls_registers_checks_the_agent_runs_over_tls(tmp_path):
+    """With mesh TLS the gRPC check asks for TLS: an agent with a certificate of the mesh's CA
+    sees the instance pass; without one it stays critical, so it is never resolved."""
+    from mesh import tls
+    from mesh.certificates import make_mesh_certificates
+    from mesh.discovery.consul import ConsulRegistry
+
+    issued = make_mesh_certificates(tmp_path, ["inference-1", "consul-agent"])
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    servicer = health.HealthServicer()
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    own = tls.load(issued["inference-1"].ca, issued["inference-1"].cert, issued["inference-1"].key)
+    port = server.add_secure_port("127.0.0.1:0", tls.server_credentials(own))
+    server.start()
+    agent_tls = tls.load(issued["consul-agent"].ca, issued["consul-agent"].cert, issued["consul-agent"].key)
+    with_tls, without_tls = ConsulDouble(grpc_tls=agent_tls).start(), ConsulDouble().start()
+    try:
+        instance = Instance("inference", "inference-1", f"127.0.0.1:{port}", "", pid=1)
+        for double in (with_tls, without_tls):
+            ConsulRegistry(port=double.port, check_interval="100ms", grpc_tls=True).register(instance)
+        assert _until(lambda: ConsulRegistry(port=with_tls.port).resolve("inference"))
+        time.sleep(0.5)
+        assert ConsulRegistry(port=without_tls.port).resolve("inference") == []
+    finally:
+        with_tls.stop()
+        without_tls.stop()
+        server.stop(0)

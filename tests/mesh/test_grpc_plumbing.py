@@ -134,3 +134,52 @@ def test_downstream_timeout_never_outlives_the_callers_deadline():
     assert remaining_timeout(_Context(9.0), 2.0) == 2.0
     with pytest.raises(DeadlineExceeded):
         remaining_timeout(_Context(-0.01), 2.0)
+
+
+class SlowServicer(monitoring_pb2_grpc.MonitoringServicer):
+    async def GetSLO(self, request, context):
+        await asyncio.sleep(float(request.model_name or 0))
+        return monitoring_pb2.GetSLOResponse(requests=1)
+
+
+def test_a_call_is_cut_at_the_servers_deadline_cap():
+    """max_call_s: a call without a deadline (or with a longer one) is answered
+    DEADLINE_EXCEEDED at the cap; a call within the cap, or with a shorter deadline, is not
+    touched."""
+
+    async def scenario():
+        server = grpc.aio.server()
+        add_servicer(server, monitoring_pb2_grpc.add_MonitoringServicer_to_server, SlowServicer(), max_call_s=0.3)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        outcomes = []
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = monitoring_pb2_grpc.MonitoringStub(channel)
+            for sleep_s, timeout in (("2", None), ("2", 30.0), ("0.05", None), ("0.05", 0.2)):
+                started = asyncio.get_running_loop().time()
+                try:
+                    await stub.GetSLO(monitoring_pb2.GetSLORequest(model_name=sleep_s), timeout=timeout)
+                    outcomes.append(("OK", ""))
+                except grpc.aio.AioRpcError as error:
+                    outcomes.append((error.code().name, error.details()))
+                outcomes[-1] += (asyncio.get_running_loop().time() - started,)
+        await server.stop(0)
+        return outcomes
+
+    (no_deadline, long_deadline, quick, quick_with_deadline) = asyncio.run(scenario())
+    for code, message, elapsed in (no_deadline, long_deadline):
+        assert code == "DEADLINE_EXCEEDED" and "max_call_s" in message and elapsed < 1.5
+    assert quick[0] == "OK" and quick_with_deadline[0] == "OK"
+
+
+def test_every_server_gets_its_limits_from_one_place():
+    from mesh.config import MeshSettings
+    from mesh.runtime import server_options
+
+    options = dict(server_options(MeshSettings(max_message_bytes=1 << 20, max_concurrent_streams=64, keepalive_time_s=20,
+                                               keepalive_timeout_s=5, min_client_ping_interval_s=15)))
+    assert options == {
+        "grpc.max_receive_message_length": 1 << 20, "grpc.max_send_message_length": 1 << 20,
+        "grpc.max_concurrent_streams": 64, "grpc.keepalive_time_ms": 20_000, "grpc.keepalive_timeout_ms": 5_000,
+        "grpc.http2.min_ping_interval_without_data_ms": 15_000, "grpc.http2.max_ping_strikes": 2,
+    }

@@ -72,6 +72,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     return up(_settings(args), args.inference_replicas, args.tls)
 
 
+def cmd_certs(args: argparse.Namespace) -> int:
+    from mesh.certificates import CertificateAuthority
+
+    ca = CertificateAuthority(args.out)  # kept when already there: certificates issued before stay valid
+    for name in args.name:
+        issued = ca.issue(name, args.host)
+        print(f"{name}: {issued.cert} (key {issued.key}), signed by {issued.ca}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from cli.status import collect_status
 
@@ -126,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tls", action="store_true",
                     help="run the whole mesh over mTLS: a local CA and per-instance certificates in <state-dir>/tls")
     up.set_defaults(func=cmd_up)
+
+    certs = sub.add_parser("certs", help="a CA and certificates for a deployment's mTLS (docker-compose, Kubernetes)")
+    certs.add_argument("--out", type=Path, required=True, help="folder for ca.pem/ca.key and <name>.pem/<name>.key (keys mode 0600)")
+    certs.add_argument("--name", action="append", required=True, help="a certificate to issue (repeatable); also a DNS name in it")
+    certs.add_argument("--host", action="append", default=[], help="another name or IP the certificates cover (repeatable)")
+    certs.set_defaults(func=cmd_certs)
 
     status = with_state(sub.add_parser("status", help="every instance and its health"))
     status.add_argument("--json", action="store_true")

@@ -39,6 +39,9 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
 
     async def restart(instance: Instance, reason: str) -> None:
         await prober.forget(instance.address)
+        if settings.restarts_by == "orchestrator":
+            log.info("%s unhealthy (%s): its restart is the orchestrator's; watching it come back", instance.instance_id, reason)
+            return
         await supervisor.call(
             "RestartInstance",
             supervisor_pb2.RestartInstanceRequest(instance_id=instance.instance_id, reason=reason),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from mesh.config import MeshSettings
 
 
@@ -25,3 +27,8 @@ class RecoverySettings(MeshSettings):
 
     recovery_timeout_s: float = 30.0
     """How long a restarted instance has to pass its health check."""
+
+    restarts_by: Literal["supervisor", "orchestrator"] = "supervisor"
+    """Who restarts an instance: the local supervisor of `scoremesh up` (asked over gRPC), or
+    the orchestrator (Kubernetes liveness probes, docker-compose restart policies), where no
+    supervisor runs: recovery then only watches the instance come back and audits it."""

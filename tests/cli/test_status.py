@@ -21,7 +21,7 @@ async def _server(supervisor: Supervisor | None = None):
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     if supervisor is not None:
-        supervisor_pb2_grpc.add_SupervisorServicer_to_server(SupervisorServicer(supervisor), server)
+        supervisor_pb2_grpc.add_SupervisorServicer_to_server(SupervisorServicer(supervisor, None), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     await servicer.set("", health_pb2.HealthCheckResponse.SERVING)

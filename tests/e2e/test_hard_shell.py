@@ -60,13 +60,13 @@ def no_error_is_logged(mesh):
     print("  " + ", ".join(f"{key} {count}" for key, count in sorted(CASES.items())))
 
 
-def call(channel: grpc.Channel, method: str, message) -> tuple[grpc.StatusCode, str, bytes | None]:
+def call(channel: grpc.Channel, method: str, message, metadata: tuple = ()) -> tuple[grpc.StatusCode, str, bytes | None]:
     """Send serialized bytes (a message or garbage) to `method`; (code, details, response bytes)."""
     CASES["count"] += 1
     payload = message if isinstance(message, bytes) else message.SerializeToString()
     stub = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
     try:
-        answer = grpc.StatusCode.OK, "", stub(payload, timeout=10)
+        answer = grpc.StatusCode.OK, "", stub(payload, timeout=10, metadata=metadata)
     except grpc.RpcError as error:
         answer = error.code(), error.details() or "", None
     key = f"{method.rsplit('/', 1)[1]} {answer[0].name}"
@@ -331,13 +331,14 @@ def test_undecodable_bytes_name_the_message_type(channels):
     assert details == "request: the bytes are not a valid scoremesh.v1.ScoreRequest message (DecodeError)"
 
 
-def test_huge_fields_are_quoted_by_a_short_prefix(channels):
+def test_huge_fields_are_quoted_by_a_short_prefix(mesh, channels):
+    admin = (("authorization", f"Bearer {(mesh.state_dir / 'admin-token').read_text().strip()}"),)
     for service, method, message in (
         ("inference", "/inference.GRPCInferenceService/ModelMetadata", inference_pb2.ModelMetadataRequest(name="n" * 1_000_000)),
         ("features", "/scoremesh.v1.FeatureService/GetSchema", features_pb2.GetSchemaRequest(schema_version="7" * 1_000_000)),
         ("recovery", "/scoremesh.v1.Recovery/Trigger", recovery_pb2.TriggerRequest(action="r" * 1_000_000, instance_id="x")),
     ):
-        code, details, _ = call(channels[service], method, message)
+        code, details, _ = call(channels[service], method, message, admin if service == "recovery" else ())
         assert code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT), (method, code, details[:100])
         assert "(1000000 characters)" in details and len(details) < 300
 

@@ -9,6 +9,7 @@ import json
 import shutil
 import stat
 import subprocess
+import sys
 
 import grpc
 import pytest
@@ -129,3 +130,17 @@ def test_every_admin_rpc_needs_the_token(secure_mesh):
         with _channel(secure_mesh, service) as channel:
             outcomes[name] = [_code(lambda: call(channel, headers[kind])) for kind in ("none", "wrong", "right")]
     assert outcomes == {name: ["UNAUTHENTICATED", "PERMISSION_DENIED", "OK"] for name in calls}
+
+
+def test_the_exec_health_probe_checks_over_mtls(secure_mesh):
+    """What Kubernetes runs as the liveness/readiness probe of a pod on mTLS."""
+    directory = secure_mesh.state_dir / "tls"
+    address = secure_mesh.address("router")
+    base = [sys.executable, "-m", "mesh.health_probe", "-addr", address]
+    flags = ["-tls", "-tls-ca-cert", str(directory / "ca.pem"), "-tls-client-cert", str(directory / "cli.pem"),
+             "-tls-client-key", str(directory / "cli.key")]
+    for service in ("liveness", ""):
+        result = subprocess.run([*base, "-service", service, *flags], capture_output=True, text=True, timeout=30)
+        assert (result.returncode, result.stdout.strip()) == (0, "status: SERVING"), result.stderr
+    assert subprocess.run([*base, "-service", "no.such.Service", *flags], capture_output=True, timeout=30).returncode == 3
+    assert subprocess.run(base, capture_output=True, timeout=30).returncode == 2  # plaintext: no connection

@@ -171,3 +171,19 @@ def test_repository_calls_need_the_admin_token(tmp_path, feature_dir):
         return outcomes
 
     assert scenario(tmp_path, feature_dir, body, admin_token="s3cret") == ["UNAUTHENTICATED", "PERMISSION_DENIED", "ok"]
+
+
+def test_repository_calls_are_locked_when_no_token_is_configured(tmp_path, feature_dir):
+    async def body(handler, manager, dim):
+        outcomes = []
+        for header in ("", "Bearer anything"):
+            try:
+                await handler.unload("toy", header)
+                outcomes.append("ok")
+            except FailedPrecondition as error:
+                outcomes.append(error.status)
+        return outcomes, manager.index()
+
+    outcomes, index = scenario(tmp_path, feature_dir, body)
+    assert outcomes == ["FAILED_PRECONDITION", "FAILED_PRECONDITION"]
+    assert any(row[0] == "toy" and row[2] == "READY" for row in index)  # nothing was unloaded

@@ -6,11 +6,17 @@ from mesh.runtime import Service, ServiceRuntime, service_main
 from scoremesh.v1 import monitoring_pb2_grpc
 from services.monitoring.servicer import MonitoringServicer
 from services.monitoring.settings import MonitoringSettings
-from services.monitoring.store import TelemetryStore
+from services.monitoring.slo import Objective
+from services.monitoring.windows import TelemetryWindows
 
 
 async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
-    servicer = MonitoringServicer(TelemetryStore(settings.store_capacity))
+    objectives = [
+        Objective("availability", "availability", settings.slo_availability),
+        Objective(f"latency under {settings.slo_latency_ms:g} ms", "latency", settings.slo_latency_target, settings.slo_latency_ms),
+    ]
+    windows = TelemetryWindows(settings.bucket_s, settings.retention_s, settings.slo_latency_ms)
+    servicer = MonitoringServicer(windows, objectives, settings.slo_window_scale)
     runtime.add_servicer(monitoring_pb2_grpc.add_MonitoringServicer_to_server, servicer, "scoremesh.v1.Monitoring")
     return None  # ready as soon as it listens
 

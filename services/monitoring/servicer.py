@@ -1,4 +1,4 @@
-"""`scoremesh.v1.Monitoring`: protobuf in, protobuf out; the work is in store.py."""
+"""`scoremesh.v1.Monitoring`: protobuf in, protobuf out; the work is in windows.py and slo.py."""
 
 from __future__ import annotations
 
@@ -6,24 +6,28 @@ from prometheus_client import Counter
 
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
 from services.monitoring import converters
-from services.monitoring.store import TelemetryStore
+from services.monitoring.slo import Objective, evaluate
+from services.monitoring.windows import TelemetryWindows
 
 RECORDS = Counter("scoremesh_monitoring_records_total", "Telemetry records accepted.", ["model", "status"])
 
 
 class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
-    def __init__(self, store: TelemetryStore) -> None:
-        self.store = store
+    def __init__(self, windows: TelemetryWindows, objectives: list[Objective], window_scale: float = 1.0) -> None:
+        self.windows = windows
+        self.objectives = objectives
+        self.window_scale = window_scale
 
     async def Report(self, request_iterator, context):
         accepted = 0
         async for batch in request_iterator:
             for record in converters.records_from_proto(batch):
-                self.store.add(record)
+                self.windows.add(record)
                 RECORDS.labels(record.model_name, record.status).inc()
                 accepted += 1
         return monitoring_pb2.ReportResponse(accepted=accepted)
 
     async def GetSLO(self, request, context):
-        window_s, model_name = converters.slo_request_from_proto(request)
-        return converters.slo_to_proto(self.store.slo(window_s, model_name), self.store.total)
+        window_s, model_name, version = converters.slo_request_from_proto(request)
+        statuses = [evaluate(self.windows, o, self.window_scale, model_name, version) for o in self.objectives]
+        return converters.slo_to_proto(self.windows.view(window_s, model_name, version), self.windows.total, statuses)

@@ -248,12 +248,18 @@ def test_telemetry_reaches_monitoring_off_the_hot_path(mesh):
     monitoring = monitoring_pb2_grpc.MonitoringStub(grpc.insecure_channel(mesh.address("monitoring")))
     deadline = time.monotonic() + 10
     while True:
-        slo = monitoring.GetSLO(monitoring_pb2.GetSLORequest(model_name="ctr_ensemble", window_seconds=600), timeout=5)
+        # Every model: the ads rules send a share of search traffic to ctr_stacking.
+        slo = monitoring.GetSLO(monitoring_pb2.GetSLORequest(window_seconds=600), timeout=5)
         if slo.requests >= 5 or time.monotonic() > deadline:
             break
         time.sleep(0.3)
     assert slo.requests >= 5
     assert slo.p50_ms > 0 and slo.p99_ms >= slo.p50_ms
+    # The default objectives, each with the SRE workbook's three burn-rate pairs; a healthy mesh burns none.
+    assert [o.kind for o in slo.objectives] == ["availability", "latency"]
+    assert [(w.factor, w.long_seconds, w.short_seconds) for w in slo.objectives[0].windows] == [
+        (14.4, 3600.0, 300.0), (6.0, 21600.0, 1800.0), (1.0, 259200.0, 21600.0)]
+    assert slo.objectives[0].windows[0].long_burn_rate == 0.0 and not slo.objectives[0].firing
 
 
 def test_score_explain_names_the_rule_and_why_earlier_ones_failed(mesh):

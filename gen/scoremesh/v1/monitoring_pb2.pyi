@@ -43,15 +43,17 @@ class ReportResponse(_message.Message):
     def __init__(self, accepted: _Optional[int] = ...) -> None: ...
 
 class GetSLORequest(_message.Message):
-    __slots__ = ("model_name", "window_seconds")
+    __slots__ = ("model_name", "window_seconds", "model_version")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     window_seconds: float
-    def __init__(self, model_name: _Optional[str] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+    model_version: str
+    def __init__(self, model_name: _Optional[str] = ..., window_seconds: _Optional[float] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class GetSLOResponse(_message.Message):
-    __slots__ = ("requests", "availability", "error_rate", "p50_ms", "p95_ms", "p99_ms", "requests_per_second", "total_records")
+    __slots__ = ("requests", "availability", "error_rate", "p50_ms", "p95_ms", "p99_ms", "requests_per_second", "total_records", "objectives")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     AVAILABILITY_FIELD_NUMBER: _ClassVar[int]
     ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +62,7 @@ class GetSLOResponse(_message.Message):
     P99_MS_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     TOTAL_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVES_FIELD_NUMBER: _ClassVar[int]
     requests: int
     availability: float
     error_rate: float
@@ -68,4 +71,39 @@ class GetSLOResponse(_message.Message):
     p99_ms: float
     requests_per_second: float
     total_records: int
-    def __init__(self, requests: _Optional[int] = ..., availability: _Optional[float] = ..., error_rate: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., requests_per_second: _Optional[float] = ..., total_records: _Optional[int] = ...) -> None: ...
+    objectives: _containers.RepeatedCompositeFieldContainer[ObjectiveStatus]
+    def __init__(self, requests: _Optional[int] = ..., availability: _Optional[float] = ..., error_rate: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., requests_per_second: _Optional[float] = ..., total_records: _Optional[int] = ..., objectives: _Optional[_Iterable[_Union[ObjectiveStatus, _Mapping]]] = ...) -> None: ...
+
+class ObjectiveStatus(_message.Message):
+    __slots__ = ("name", "kind", "target", "threshold_ms", "budget_remaining", "windows", "firing")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_MS_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    FIRING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    target: float
+    threshold_ms: float
+    budget_remaining: float
+    windows: _containers.RepeatedCompositeFieldContainer[BurnWindow]
+    firing: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., target: _Optional[float] = ..., threshold_ms: _Optional[float] = ..., budget_remaining: _Optional[float] = ..., windows: _Optional[_Iterable[_Union[BurnWindow, _Mapping]]] = ..., firing: _Optional[bool] = ...) -> None: ...
+
+class BurnWindow(_message.Message):
+    __slots__ = ("factor", "long_seconds", "short_seconds", "long_burn_rate", "short_burn_rate", "firing")
+    FACTOR_FIELD_NUMBER: _ClassVar[int]
+    LONG_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SHORT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LONG_BURN_RATE_FIELD_NUMBER: _ClassVar[int]
+    SHORT_BURN_RATE_FIELD_NUMBER: _ClassVar[int]
+    FIRING_FIELD_NUMBER: _ClassVar[int]
+    factor: float
+    long_seconds: float
+    short_seconds: float
+    long_burn_rate: float
+    short_burn_rate: float
+    firing: bool
+    def __init__(self, factor: _Optional[float] = ..., long_seconds: _Optional[float] = ..., short_seconds: _Optional[float] = ..., long_burn_rate: _Optional[float] = ..., short_burn_rate: _Optional[float] = ..., firing: _Optional[bool] = ...) -> None: ...

@@ -1,0 +1,122 @@
+"""Telemetry kept as mergeable aggregates over time buckets: per (model, version) and bucket of
+`bucket_s` seconds, the request and error counts, the count slower than the latency objective,
+and a DDSketch of latencies (1% relative accuracy). A window's view merges the buckets it
+covers, so memory grows with keys x retention / bucket_s, never with traffic. No gRPC here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from ddsketch import DDSketch
+
+RELATIVE_ACCURACY = 0.01
+# Statuses that spend the error budget: the mesh failed the caller. A caller's own mistake
+# (INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED, CANCELLED, ...) does not.
+SERVER_FAULTS = frozenset(("UNKNOWN", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "UNIMPLEMENTED", "INTERNAL",
+                           "UNAVAILABLE", "DATA_LOSS"))
+
+
+@dataclass(frozen=True)
+class Record:
+    model_name: str
+    status: str
+    latency_ms: float
+    timestamp: float
+    model_version: str = ""
+
+
+@dataclass
+class Bucket:
+    start: float
+    requests: int = 0
+    errors: int = 0
+    """Requests that failed by the mesh's fault (SERVER_FAULTS)."""
+    slow: int = 0
+    """Requests slower than the latency objective's threshold."""
+    latencies: DDSketch = field(default_factory=lambda: DDSketch(relative_accuracy=RELATIVE_ACCURACY))
+
+
+@dataclass(frozen=True)
+class WindowView:
+    requests: int
+    errors: int
+    slow: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    window_s: float
+
+    @property
+    def availability(self) -> float:
+        return 1.0 - self.errors / self.requests if self.requests else 1.0
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.window_s if self.window_s else 0.0
+
+
+class TelemetryWindows:
+    """Buckets per (model, version); records older than `retention_s` fall off."""
+
+    def __init__(self, bucket_s: float = 10.0, retention_s: float = 3 * 86400.0, slow_threshold_ms: float = 100.0,
+                 clock=time.time) -> None:
+        self.bucket_s = bucket_s
+        self.retention_s = retention_s
+        self.slow_threshold_ms = slow_threshold_ms
+        self.clock = clock
+        self.buckets: dict[tuple[str, str], deque[Bucket]] = {}
+        self.total = 0
+
+    def add(self, record: Record) -> None:
+        key = (record.model_name, record.model_version)
+        series = self.buckets.setdefault(key, deque())
+        start = math.floor(record.timestamp / self.bucket_s) * self.bucket_s
+        if start + self.bucket_s < self.clock() - self.retention_s:
+            return  # past the retention already
+        bucket = next((b for b in reversed(series) if b.start == start), None)
+        if bucket is None:
+            bucket = Bucket(start)
+            series.append(bucket)
+            if len(series) > 1 and series[-2].start > start:  # late arrival: keep the deque ordered
+                ordered = sorted(series, key=lambda b: b.start)
+                series.clear()
+                series.extend(ordered)
+        bucket.requests += 1
+        bucket.errors += record.status in SERVER_FAULTS
+        bucket.slow += record.latency_ms > self.slow_threshold_ms
+        bucket.latencies.add(max(record.latency_ms, 1e-3))
+        self.total += 1
+        horizon = self.clock() - self.retention_s
+        while series and series[0].start + self.bucket_s < horizon:
+            series.popleft()
+
+    def view(self, window_s: float, model_name: str = "", model_version: str = "", now: float | None = None) -> WindowView:
+        """The merged aggregates of the last `window_s` seconds (whole buckets that overlap it)."""
+        now = self.clock() if now is None else now
+        since = now - window_s
+        requests = errors = slow = 0
+        merged = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+        for (name, version), series in self.buckets.items():
+            if (model_name and name != model_name) or (model_version and version != model_version):
+                continue
+            for bucket in reversed(series):
+                if bucket.start + self.bucket_s <= since:
+                    break
+                if bucket.start > now:
+                    continue
+                requests += bucket.requests
+                errors += bucket.errors
+                slow += bucket.slow
+                merged.merge(bucket.latencies)
+        if not requests:
+            return WindowView(0, 0, 0, 0.0, 0.0, 0.0, window_s)
+        p50, p95, p99 = (float(merged.get_quantile_value(q)) for q in (0.5, 0.95, 0.99))
+        return WindowView(requests, errors, slow, p50, p95, p99, window_s)

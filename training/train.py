@@ -28,6 +28,7 @@ from domain.features.store.loader import load_file, write_entities
 from domain.features.store.sqlite_store import SqliteStore
 from training.synthetic import Dataset, generate, make_world
 from domain.models import quality as metrics
+from domain.models.baseline import make_baseline, write_baseline
 from domain.models.repository import load_model, next_version, publish, stage_model, write_config
 
 
@@ -255,6 +256,7 @@ def train(
         config["metrics"]["ensemble"] = metrics.summary(y_test.numpy(), score)
         config["metrics"]["ground_truth"] = metrics.summary(y_test.numpy(), test_set.true_p[ensemble.label])
         write_config(staging, config)
+        write_baseline(staging, make_baseline(x_test.numpy(), score, seed=options.seed))  # what drift is measured against
         path = publish(staging)
         progress(
             f"wrote {ensemble.name} v{version}: test AUC {config['metrics']['ensemble']['auc']:.4f}, "

@@ -6,6 +6,8 @@ import math
 
 from domain.errors import InvalidArgument, quote
 from scoremesh.v1 import monitoring_pb2
+from services.monitoring.drift import DriftReport, FeatureDrift
+from services.monitoring.live import DriftResult
 from services.monitoring.slo import ObjectiveStatus
 from services.monitoring.windows import Record, WindowView
 
@@ -69,3 +71,49 @@ def slo_to_proto(view: WindowView, total_records: int, objectives: list[Objectiv
         total_records=total_records,
         objectives=[objective_to_proto(s) for s in objectives],
     )
+
+
+MAX_FEATURES = 65_536
+
+
+def live_samples_from_proto(batch: monitoring_pb2.ReportRequest) -> list[tuple[str, str, float, list[float], list[float]]]:
+    """(model, version, timestamp, input row, scores) of each record, for drift; a row or score
+    that is not finite is refused whole (naming it)."""
+    samples = []
+    for i, r in enumerate(batch.records):
+        if len(r.features) > MAX_FEATURES:
+            raise InvalidArgument(f"records[{i}].features: at most {MAX_FEATURES} values (got {len(r.features)})")
+        for name in ("features", "scores"):
+            values = getattr(r, name)
+            if values and not all(math.isfinite(v) for v in values):
+                raise InvalidArgument(f"records[{i}].{name}: every value must be a finite number")
+        samples.append((r.model_name, r.model_version, r.timestamp, list(r.features), list(r.scores)))
+    return samples
+
+
+def drift_request_from_proto(request: monitoring_pb2.GetDriftRequest) -> tuple[str, str, float]:
+    if not request.model_name:
+        raise InvalidArgument("model_name: required")
+    if len(request.model_name) > MAX_NAME_LENGTH or len(request.model_version) > MAX_NAME_LENGTH:
+        raise InvalidArgument(f"model_name, model_version: at most {MAX_NAME_LENGTH} characters (got {quote(request.model_name)})")
+    window = request.window_seconds
+    if not math.isfinite(window) or window < 0:
+        raise InvalidArgument(f"window_seconds: must be a finite number >= 0 (got {window})")
+    return request.model_name, request.model_version, window or DEFAULT_WINDOW_S
+
+
+def _feature_to_proto(f: FeatureDrift) -> monitoring_pb2.FeatureDrift:
+    return monitoring_pb2.FeatureDrift(name=f.name, psi=f.psi, psi_threshold=f.psi_threshold, ks_statistic=f.ks_statistic,
+                                       ks_p_value=f.ks_p_value, drifted=f.drifted)
+
+
+def drift_to_proto(result: DriftResult) -> monitoring_pb2.GetDriftResponse:
+    features: DriftReport = result.features
+    response = monitoring_pb2.GetDriftResponse(
+        model_name=result.model, model_version=result.version, samples=features.samples, judged=features.judged,
+        features=[_feature_to_proto(f) for f in features.features],
+        drifted=[f.name for f in features.drifted] + (["score"] if result.scores.drifted else []),
+    )
+    if result.scores.features:
+        response.scores.CopyFrom(_feature_to_proto(result.scores.features[0]))
+    return response

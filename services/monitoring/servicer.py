@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import Counter
+
+from domain.errors import FailedPrecondition
 
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
 from services.monitoring import converters
+from services.monitoring.live import Baselines, LiveSamples, judge
 from services.monitoring.slo import Objective, evaluate
 from services.monitoring.windows import TelemetryWindows
 
@@ -13,21 +18,35 @@ RECORDS = Counter("scoremesh_monitoring_records_total", "Telemetry records accep
 
 
 class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
-    def __init__(self, windows: TelemetryWindows, objectives: list[Objective], window_scale: float = 1.0) -> None:
+    def __init__(self, windows: TelemetryWindows, objectives: list[Objective], window_scale: float = 1.0,
+                 live: LiveSamples | None = None, baselines: Baselines | None = None) -> None:
         self.windows = windows
+        self.live = live
+        self.baselines = baselines
         self.objectives = objectives
         self.window_scale = window_scale
 
     async def Report(self, request_iterator, context):
         accepted = 0
         async for batch in request_iterator:
+            samples = converters.live_samples_from_proto(batch) if self.live is not None else ()
             for record in converters.records_from_proto(batch):
                 self.windows.add(record)
                 RECORDS.labels(record.model_name, record.status).inc()
                 accepted += 1
+            for sample in samples:
+                self.live.add(*sample)
         return monitoring_pb2.ReportResponse(accepted=accepted)
 
     async def GetSLO(self, request, context):
         window_s, model_name, version = converters.slo_request_from_proto(request)
         statuses = [evaluate(self.windows, o, self.window_scale, model_name, version) for o in self.objectives]
         return converters.slo_to_proto(self.windows.view(window_s, model_name, version), self.windows.total, statuses)
+
+    async def GetDrift(self, request, context):
+        model, version, window_s = converters.drift_request_from_proto(request)
+        if self.live is None or self.baselines is None:
+            raise FailedPrecondition("drift is not tracked by this instance")
+        # KS and PSI over up to 20,000 x dim values: off the event loop.
+        result = await asyncio.to_thread(judge, self.live, self.baselines, model, version, window_s)
+        return converters.drift_to_proto(result)

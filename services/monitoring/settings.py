@@ -28,3 +28,6 @@ class MonitoringSettings(MeshSettings):
 
     slo_window_scale: float = Field(default=1.0, gt=0)
     """Multiplies every burn-rate window (1 h/5 min, 6 h/30 min, 3 d/6 h); below 1 in tests."""
+
+    drift_samples: int = Field(default=20_000, ge=100)
+    """Live samples (an input row and the scores of one Score) kept per model version for drift."""

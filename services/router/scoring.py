@@ -195,7 +195,8 @@ class ScoringPipeline:
         finally:
             self.admission.in_flight -= 1
         self._count(route_name, arm.name, "OK", config.version)
-        self._report(request, result.model_name, result.model_version, "OK", started, run.timings, result.score)
+        self._report(request, result.model_name, result.model_version, "OK", started, run.timings, result.score,
+                     run.features.payload[: run.features.cols * 4] if run.features is not None else b"")
         if self.mirror is not None and route.mirrors(self.rng):
             self.mirror(route, request, run.features, run.inference)
         return result
@@ -280,7 +281,10 @@ class ScoringPipeline:
             run.timings, features.degraded,
         )
 
-    def _report(self, request: ScoreRequest, model: str, version: str, status: str, started: float, timings: dict, scores) -> None:
+    def _report(self, request: ScoreRequest, model: str, version: str, status: str, started: float, timings: dict, scores,
+                first_row: bytes = b"") -> None:
+        """Telemetry off the hot path; with the first candidate's input row (raw float32 bytes,
+        decoded only when the batch is sent) for drift."""
         self.telemetry.offer(
             {
                 "request_id": request.request_id,
@@ -293,5 +297,6 @@ class ScoringPipeline:
                 "candidates": len(request.candidates),
                 "scores": scores,
                 "timestamp": time.time(),
+                "features": first_row,
             }
         )

@@ -10,6 +10,7 @@ import yaml
 from training.quality_gate import QualityThresholds
 
 from domain.models.repository import load_model
+from domain.models.baseline import read_baseline
 from training.train import ENSEMBLES, DataQualityError, TrainOptions, train
 
 
@@ -30,6 +31,11 @@ def test_training_writes_loadable_versions_close_to_the_ground_truth(tmp_path):
     assert metrics["ensemble"]["log_loss"] < 0.69
     assert metrics["ensemble"]["calibration_error"] < 0.05
     assert load_model(written[0]).packed.member_names == ("ctr_v1", "ctr_v2")
+    # The drift baseline: held-out inputs as the schema transforms them, and the served scores.
+    baseline = read_baseline(written[0])
+    assert baseline.features.shape == (900, config["input_dim"]) and baseline.scores.shape == (900,)
+    assert baseline.feature_quantiles.shape == (11, config["input_dim"])
+    assert 0.0 < float(baseline.scores.min()) and float(baseline.scores.max()) < 1.0
     # A second run on other data writes model version 2 and schema version 2 beside version 1.
     again = train(models, features, TrainOptions(rows=3000, max_epochs=1), ensembles=ENSEMBLES[:1], progress=lambda _: None)
     assert again[0].name == "2" and written[0].is_dir()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dscoremesh/v1/monitoring.proto\x12\x0cscoremesh.v1\"\xd6\x01\n\x0fTelemetryRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x13\n\x0b\x66\x65\x61tures_ms\x18\x06 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x07 \x01(\x01\x12\x12\n\ncandidates\x18\x08 \x01(\x05\x12\x0e\n\x06scores\x18\t \x03(\x01\x12\x11\n\ttimestamp\x18\n \x01(\x01\"?\n\rReportRequest\x12.\n\x07records\x18\x01 \x03(\x0b\x32\x1d.scoremesh.v1.TelemetryRecord\"\"\n\x0eReportResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\"R\n\rGetSLORequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\x15\n\rmodel_version\x18\x03 \x01(\t\"\xe3\x01\n\x0eGetSLOResponse\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12\x14\n\x0c\x61vailability\x18\x02 \x01(\x01\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x1b\n\x13requests_per_second\x18\x07 \x01(\x01\x12\x15\n\rtotal_records\x18\x08 \x01(\x03\x12\x31\n\nobjectives\x18\t \x03(\x0b\x32\x1d.scoremesh.v1.ObjectiveStatus\"\xa8\x01\n\x0fObjectiveStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\x01\x12\x14\n\x0cthreshold_ms\x18\x04 \x01(\x01\x12\x18\n\x10\x62udget_remaining\x18\x05 \x01(\x01\x12)\n\x07windows\x18\x06 \x03(\x0b\x32\x18.scoremesh.v1.BurnWindow\x12\x0e\n\x06\x66iring\x18\x07 \x01(\x08\"\x8a\x01\n\nBurnWindow\x12\x0e\n\x06\x66\x61\x63tor\x18\x01 \x01(\x01\x12\x14\n\x0clong_seconds\x18\x02 \x01(\x01\x12\x15\n\rshort_seconds\x18\x03 \x01(\x01\x12\x16\n\x0elong_burn_rate\x18\x04 \x01(\x01\x12\x17\n\x0fshort_burn_rate\x18\x05 \x01(\x01\x12\x0e\n\x06\x66iring\x18\x06 \x01(\x08\x32\x9c\x01\n\nMonitoring\x12G\n\x06Report\x12\x1b.scoremesh.v1.ReportRequest\x1a\x1c.scoremesh.v1.ReportResponse\"\x00(\x01\x12\x45\n\x06GetSLO\x12\x1b.scoremesh.v1.GetSLORequest\x1a\x1c.scoremesh.v1.GetSLOResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dscoremesh/v1/monitoring.proto\x12\x0cscoremesh.v1\"\xe8\x01\n\x0fTelemetryRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x13\n\x0b\x66\x65\x61tures_ms\x18\x06 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x07 \x01(\x01\x12\x12\n\ncandidates\x18\x08 \x01(\x05\x12\x0e\n\x06scores\x18\t \x03(\x01\x12\x11\n\ttimestamp\x18\n \x01(\x01\x12\x10\n\x08\x66\x65\x61tures\x18\x0b \x03(\x02\"?\n\rReportRequest\x12.\n\x07records\x18\x01 \x03(\x0b\x32\x1d.scoremesh.v1.TelemetryRecord\"\"\n\x0eReportResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\"R\n\rGetSLORequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\x15\n\rmodel_version\x18\x03 \x01(\t\"\xe3\x01\n\x0eGetSLOResponse\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12\x14\n\x0c\x61vailability\x18\x02 \x01(\x01\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x1b\n\x13requests_per_second\x18\x07 \x01(\x01\x12\x15\n\rtotal_records\x18\x08 \x01(\x03\x12\x31\n\nobjectives\x18\t \x03(\x0b\x32\x1d.scoremesh.v1.ObjectiveStatus\"\xa8\x01\n\x0fObjectiveStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\x01\x12\x14\n\x0cthreshold_ms\x18\x04 \x01(\x01\x12\x18\n\x10\x62udget_remaining\x18\x05 \x01(\x01\x12)\n\x07windows\x18\x06 \x03(\x0b\x32\x18.scoremesh.v1.BurnWindow\x12\x0e\n\x06\x66iring\x18\x07 \x01(\x08\"\x8a\x01\n\nBurnWindow\x12\x0e\n\x06\x66\x61\x63tor\x18\x01 \x01(\x01\x12\x14\n\x0clong_seconds\x18\x02 \x01(\x01\x12\x15\n\rshort_seconds\x18\x03 \x01(\x01\x12\x16\n\x0elong_burn_rate\x18\x04 \x01(\x01\x12\x17\n\x0fshort_burn_rate\x18\x05 \x01(\x01\x12\x0e\n\x06\x66iring\x18\x06 \x01(\x08\"T\n\x0fGetDriftRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x16\n\x0ewindow_seconds\x18\x03 \x01(\x01\"{\n\x0c\x46\x65\x61tureDrift\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03psi\x18\x02 \x01(\x01\x12\x15\n\rpsi_threshold\x18\x03 \x01(\x01\x12\x14\n\x0cks_statistic\x18\x04 \x01(\x01\x12\x12\n\nks_p_value\x18\x05 \x01(\x01\x12\x0f\n\x07\x64rifted\x18\x06 \x01(\x08\"\xc9\x01\n\x10GetDriftResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0f\n\x07samples\x18\x03 \x01(\x03\x12\x0e\n\x06judged\x18\x04 \x01(\x08\x12,\n\x08\x66\x65\x61tures\x18\x05 \x03(\x0b\x32\x1a.scoremesh.v1.FeatureDrift\x12*\n\x06scores\x18\x06 \x01(\x0b\x32\x1a.scoremesh.v1.FeatureDrift\x12\x0f\n\x07\x64rifted\x18\x07 \x03(\t2\xe9\x01\n\nMonitoring\x12G\n\x06Report\x12\x1b.scoremesh.v1.ReportRequest\x1a\x1c.scoremesh.v1.ReportResponse\"\x00(\x01\x12\x45\n\x06GetSLO\x12\x1b.scoremesh.v1.GetSLORequest\x1a\x1c.scoremesh.v1.GetSLOResponse\"\x00\x12K\n\x08GetDrift\x12\x1d.scoremesh.v1.GetDriftRequest\x1a\x1e.scoremesh.v1.GetDriftResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,19 +32,25 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'scoremesh.v1.monitoring_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TELEMETRYRECORD']._serialized_start=48
-  _globals['_TELEMETRYRECORD']._serialized_end=262
-  _globals['_REPORTREQUEST']._serialized_start=264
-  _globals['_REPORTREQUEST']._serialized_end=327
-  _globals['_REPORTRESPONSE']._serialized_start=329
-  _globals['_REPORTRESPONSE']._serialized_end=363
-  _globals['_GETSLOREQUEST']._serialized_start=365
-  _globals['_GETSLOREQUEST']._serialized_end=447
-  _globals['_GETSLORESPONSE']._serialized_start=450
-  _globals['_GETSLORESPONSE']._serialized_end=677
-  _globals['_OBJECTIVESTATUS']._serialized_start=680
-  _globals['_OBJECTIVESTATUS']._serialized_end=848
-  _globals['_BURNWINDOW']._serialized_start=851
-  _globals['_BURNWINDOW']._serialized_end=989
-  _globals['_MONITORING']._serialized_start=992
-  _globals['_MONITORING']._serialized_end=1148
+  _globals['_TELEMETRYRECORD']._serialized_end=280
+  _globals['_REPORTREQUEST']._serialized_start=282
+  _globals['_REPORTREQUEST']._serialized_end=345
+  _globals['_REPORTRESPONSE']._serialized_start=347
+  _globals['_REPORTRESPONSE']._serialized_end=381
+  _globals['_GETSLOREQUEST']._serialized_start=383
+  _globals['_GETSLOREQUEST']._serialized_end=465
+  _globals['_GETSLORESPONSE']._serialized_start=468
+  _globals['_GETSLORESPONSE']._serialized_end=695
+  _globals['_OBJECTIVESTATUS']._serialized_start=698
+  _globals['_OBJECTIVESTATUS']._serialized_end=866
+  _globals['_BURNWINDOW']._serialized_start=869
+  _globals['_BURNWINDOW']._serialized_end=1007
+  _globals['_GETDRIFTREQUEST']._serialized_start=1009
+  _globals['_GETDRIFTREQUEST']._serialized_end=1093
+  _globals['_FEATUREDRIFT']._serialized_start=1095
+  _globals['_FEATUREDRIFT']._serialized_end=1218
+  _globals['_GETDRIFTRESPONSE']._serialized_start=1221
+  _globals['_GETDRIFTRESPONSE']._serialized_end=1422
+  _globals['_MONITORING']._serialized_start=1425
+  _globals['_MONITORING']._serialized_end=1658
 # @@protoc_insertion_point(module_scope)

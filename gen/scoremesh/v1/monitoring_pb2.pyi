@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TelemetryRecord(_message.Message):
-    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp")
+    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp", "features")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class TelemetryRecord(_message.Message):
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model_name: str
     model_version: str
@@ -28,7 +29,8 @@ class TelemetryRecord(_message.Message):
     candidates: int
     scores: _containers.RepeatedScalarFieldContainer[float]
     timestamp: float
-    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ..., features: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
     __slots__ = ("records",)
@@ -107,3 +109,47 @@ class BurnWindow(_message.Message):
     short_burn_rate: float
     firing: bool
     def __init__(self, factor: _Optional[float] = ..., long_seconds: _Optional[float] = ..., short_seconds: _Optional[float] = ..., long_burn_rate: _Optional[float] = ..., short_burn_rate: _Optional[float] = ..., firing: _Optional[bool] = ...) -> None: ...
+
+class GetDriftRequest(_message.Message):
+    __slots__ = ("model_name", "model_version", "window_seconds")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    model_version: str
+    window_seconds: float
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+
+class FeatureDrift(_message.Message):
+    __slots__ = ("name", "psi", "psi_threshold", "ks_statistic", "ks_p_value", "drifted")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
+    PSI_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    KS_STATISTIC_FIELD_NUMBER: _ClassVar[int]
+    KS_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DRIFTED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    psi: float
+    psi_threshold: float
+    ks_statistic: float
+    ks_p_value: float
+    drifted: bool
+    def __init__(self, name: _Optional[str] = ..., psi: _Optional[float] = ..., psi_threshold: _Optional[float] = ..., ks_statistic: _Optional[float] = ..., ks_p_value: _Optional[float] = ..., drifted: _Optional[bool] = ...) -> None: ...
+
+class GetDriftResponse(_message.Message):
+    __slots__ = ("model_name", "model_version", "samples", "judged", "features", "scores", "drifted")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    JUDGED_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    DRIFTED_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    model_version: str
+    samples: int
+    judged: bool
+    features: _containers.RepeatedCompositeFieldContainer[FeatureDrift]
+    scores: FeatureDrift
+    drifted: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., samples: _Optional[int] = ..., judged: _Optional[bool] = ..., features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., scores: _Optional[_Union[FeatureDrift, _Mapping]] = ..., drifted: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -45,6 +45,11 @@ class MonitoringStub:
                 request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetSLORequest.SerializeToString,
                 response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetSLOResponse.FromString,
                 _registered_method=True)
+        self.GetDrift = channel.unary_unary(
+                '/scoremesh.v1.Monitoring/GetDrift',
+                request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetDriftRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetDriftResponse.FromString,
+                _registered_method=True)
 
 
 class MonitoringServicer:
@@ -65,6 +70,13 @@ class MonitoringServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDrift(self, request, context):
+        """Live inputs and scores of a model version against its training baseline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MonitoringServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +89,11 @@ def add_MonitoringServicer_to_server(servicer, server):
                     servicer.GetSLO,
                     request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetSLORequest.FromString,
                     response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetSLOResponse.SerializeToString,
+            ),
+            'GetDrift': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDrift,
+                    request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetDriftRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetDriftResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +151,33 @@ class Monitoring:
             '/scoremesh.v1.Monitoring/GetSLO',
             scoremesh_dot_v1_dot_monitoring__pb2.GetSLORequest.SerializeToString,
             scoremesh_dot_v1_dot_monitoring__pb2.GetSLOResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDrift(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scoremesh.v1.Monitoring/GetDrift',
+            scoremesh_dot_v1_dot_monitoring__pb2.GetDriftRequest.SerializeToString,
+            scoremesh_dot_v1_dot_monitoring__pb2.GetDriftResponse.FromString,
             options,
             channel_credentials,
             insecure,

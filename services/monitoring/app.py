@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+from prometheus_client import Gauge
+
 from mesh.runtime import Service, ServiceRuntime, service_main
 from scoremesh.v1 import monitoring_pb2_grpc
 from services.monitoring.servicer import MonitoringServicer
 from services.monitoring.settings import MonitoringSettings
+from services.monitoring.alerts import Alerting, AlertRule, IncidentStore, RuleEvaluator
 from services.monitoring.live import Baselines, LiveSamples
+from services.monitoring.signals import model_signals
 from services.monitoring.slo import Objective
 from services.monitoring.windows import TelemetryWindows
+
+log = logging.getLogger(__name__)
+OPEN_INCIDENTS = Gauge("scoremesh_monitoring_open_incidents", "Open incidents, by severity.", ["severity"], multiprocess_mode="max")
+BURN = Gauge("scoremesh_slo_burn_rate_fast", "Error-budget burn rate of the fast pair (the smaller of its 1 h and 5 min windows).",
+             ["model", "objective"], multiprocess_mode="max")
 
 
 async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
@@ -19,8 +31,42 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
     windows = TelemetryWindows(settings.bucket_s, settings.retention_s, settings.slo_latency_ms)
     live = LiveSamples(settings.drift_samples)
     baselines = Baselines(settings.model_repository, settings.feature_dir)
-    servicer = MonitoringServicer(windows, objectives, settings.slo_window_scale, live, baselines)
+    rules = [AlertRule(r.name, r.signal, r.op, r.threshold, r.severity, r.target, r.window_s, r.message or AlertRule.message)
+             for r in settings.alert_rules]
+    store = IncidentStore(settings.state_dir / "monitoring" / "incidents.sqlite")
+    alerting = Alerting(RuleEvaluator(rules), store)
+    servicer = MonitoringServicer(windows, objectives, settings.slo_window_scale, live, baselines, alerting)
     runtime.add_servicer(monitoring_pb2_grpc.add_MonitoringServicer_to_server, servicer, "scoremesh.v1.Monitoring")
+
+    def round_() -> list:
+        signals = model_signals(windows, objectives, settings.slo_window_scale, settings.alert_window_s, live, baselines,
+                                settings.drift_window_s)
+        changed = alerting.evaluate(signals)
+        OPEN_INCIDENTS.clear()
+        for incident in store.list(include_resolved=False):
+            OPEN_INCIDENTS.labels(incident.severity).inc()
+        for model, values in signals.items():
+            for objective in objectives:
+                BURN.labels(model, objective.kind).set(values.get(f"slo_burn_fast_{objective.kind}", 0.0))
+        return changed
+
+    async def evaluate_rules() -> None:
+        while True:
+            await asyncio.sleep(settings.alert_interval_s)
+            try:
+                changed = await asyncio.to_thread(round_)  # drift tests and SQLite: off the event loop
+            except Exception:
+                log.exception("alert evaluation failed")
+                continue
+            for incident in changed:
+                log.warning("incident %s: %s (%s, seen %d times)", incident.status, incident.message, incident.severity, incident.count)
+            servicer.publish(changed)
+
+    async def close_store() -> None:
+        store.close()
+
+    runtime.spawn(evaluate_rules(), "alert-rules")
+    runtime.on_stop(close_store)
     return None  # ready as soon as it listens
 
 

@@ -6,6 +6,7 @@ import math
 
 from domain.errors import InvalidArgument, quote
 from scoremesh.v1 import monitoring_pb2
+from services.monitoring.alerts import Incident
 from services.monitoring.drift import DriftReport, FeatureDrift
 from services.monitoring.live import DriftResult
 from services.monitoring.slo import ObjectiveStatus
@@ -117,3 +118,16 @@ def drift_to_proto(result: DriftResult) -> monitoring_pb2.GetDriftResponse:
     if result.scores.features:
         response.scores.CopyFrom(_feature_to_proto(result.scores.features[0]))
     return response
+
+
+def incident_to_proto(incident: Incident) -> monitoring_pb2.Incident:
+    return monitoring_pb2.Incident(
+        rule=incident.rule, target=incident.target, severity=incident.severity, message=incident.message, count=incident.count,
+        first_seen=incident.first_seen, last_seen=incident.last_seen, status=incident.status, resolved_at=incident.resolved_at,
+    )
+
+
+def incidents_request_from_proto(request: monitoring_pb2.ListIncidentsRequest) -> tuple[bool, int]:
+    if request.limit < 0 or request.limit > 1000:
+        raise InvalidArgument(f"limit: must be in [0, 1000] (got {request.limit})")
+    return request.open_only, request.limit or 100

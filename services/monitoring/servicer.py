@@ -10,6 +10,7 @@ from domain.errors import FailedPrecondition
 
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
 from services.monitoring import converters
+from services.monitoring.alerts import Alerting, Incident
 from services.monitoring.live import Baselines, LiveSamples, judge
 from services.monitoring.slo import Objective, evaluate
 from services.monitoring.windows import TelemetryWindows
@@ -19,8 +20,10 @@ RECORDS = Counter("scoremesh_monitoring_records_total", "Telemetry records accep
 
 class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
     def __init__(self, windows: TelemetryWindows, objectives: list[Objective], window_scale: float = 1.0,
-                 live: LiveSamples | None = None, baselines: Baselines | None = None) -> None:
+                 live: LiveSamples | None = None, baselines: Baselines | None = None, alerting: Alerting | None = None) -> None:
         self.windows = windows
+        self.alerting = alerting
+        self._watchers: set[asyncio.Queue] = set()
         self.live = live
         self.baselines = baselines
         self.objectives = objectives
@@ -50,3 +53,32 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
         # KS and PSI over up to 20,000 x dim values: off the event loop.
         result = await asyncio.to_thread(judge, self.live, self.baselines, model, version, window_s)
         return converters.drift_to_proto(result)
+
+    def publish(self, incidents: list[Incident]) -> None:
+        """Hand changed incidents to every WatchAlerts stream (a slow watcher's queue is bounded:
+        it loses the oldest changes, never blocks the others)."""
+        for queue in self._watchers:
+            for incident in incidents:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(incident)
+
+    async def WatchAlerts(self, request, context):
+        if self.alerting is None:
+            raise FailedPrecondition("alerting is not configured on this instance")
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        self._watchers.add(queue)
+        try:
+            for incident in reversed(await asyncio.to_thread(self.alerting.store.list, False)):  # oldest first
+                yield monitoring_pb2.WatchAlertsResponse(incident=converters.incident_to_proto(incident))
+            while True:
+                yield monitoring_pb2.WatchAlertsResponse(incident=converters.incident_to_proto(await queue.get()))
+        finally:
+            self._watchers.discard(queue)
+
+    async def ListIncidents(self, request, context):
+        open_only, limit = converters.incidents_request_from_proto(request)
+        if self.alerting is None:
+            raise FailedPrecondition("alerting is not configured on this instance")
+        incidents = await asyncio.to_thread(self.alerting.store.list, not open_only, limit)
+        return monitoring_pb2.ListIncidentsResponse(incidents=[converters.incident_to_proto(i) for i in incidents])

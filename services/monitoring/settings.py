@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from mesh.config import MeshSettings
+
+SIGNALS = ("error_rate", "availability", "p50_ms", "p99_ms", "requests_per_second", "slo_burn_fast_availability",
+           "slo_burn_fast_latency", "drifted_features", "score_drifted")
+
+
+class AlertRuleConfig(BaseModel):
+    """One alert rule (services.monitoring.alerts)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    signal: Literal[SIGNALS]  # type: ignore[valid-type]
+    op: Literal["gt", "lt", "eq", "ne", "pct_increase"]
+    threshold: float
+    severity: Literal["low", "medium", "high", "critical"] = "high"
+    target: str = "*"
+    """A model name, or * for every model."""
+    window_s: float = Field(default=300.0, gt=0)
+    """pct_increase: compared with the value this long ago."""
+    message: str | None = None
+    """Template with {rule}, {signal}, {target}, {value}, {op}, {threshold}."""
+
+
+DEFAULT_RULES = [
+    AlertRuleConfig(name="slo_fast_burn", signal="slo_burn_fast_availability", op="gt", threshold=14.4, severity="critical"),
+    AlertRuleConfig(name="high_error_rate", signal="error_rate", op="gt", threshold=0.1, severity="critical"),
+    AlertRuleConfig(name="latency_doubled", signal="p99_ms", op="pct_increase", threshold=100.0, severity="high"),
+    AlertRuleConfig(name="feature_drift", signal="drifted_features", op="gt", threshold=0.0, severity="medium"),
+    AlertRuleConfig(name="score_drift", signal="score_drifted", op="gt", threshold=0.0, severity="medium"),
+]
 
 
 class MonitoringSettings(MeshSettings):
@@ -31,3 +62,16 @@ class MonitoringSettings(MeshSettings):
 
     drift_samples: int = Field(default=20_000, ge=100)
     """Live samples (an input row and the scores of one Score) kept per model version for drift."""
+
+    alert_rules: list[AlertRuleConfig] = DEFAULT_RULES
+    """Alert rules, evaluated every `alert_interval_s` per model; a firing rule opens (or counts
+    into) an incident."""
+
+    alert_interval_s: float = Field(default=5.0, gt=0)
+    """How often the rules are evaluated."""
+
+    alert_window_s: float = Field(default=60.0, gt=0)
+    """The window of the error, latency and throughput signals the rules read."""
+
+    drift_window_s: float = Field(default=300.0, gt=0)
+    """The window of live samples drift is judged on, for the drift rules."""

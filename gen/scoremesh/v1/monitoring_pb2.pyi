@@ -153,3 +153,49 @@ class GetDriftResponse(_message.Message):
     scores: FeatureDrift
     drifted: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., samples: _Optional[int] = ..., judged: _Optional[bool] = ..., features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., scores: _Optional[_Union[FeatureDrift, _Mapping]] = ..., drifted: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Incident(_message.Message):
+    __slots__ = ("rule", "target", "severity", "message", "count", "first_seen", "last_seen", "status", "resolved_at")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    target: str
+    severity: str
+    message: str
+    count: int
+    first_seen: float
+    last_seen: float
+    status: str
+    resolved_at: float
+    def __init__(self, rule: _Optional[str] = ..., target: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ..., count: _Optional[int] = ..., first_seen: _Optional[float] = ..., last_seen: _Optional[float] = ..., status: _Optional[str] = ..., resolved_at: _Optional[float] = ...) -> None: ...
+
+class WatchAlertsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchAlertsResponse(_message.Message):
+    __slots__ = ("incident",)
+    INCIDENT_FIELD_NUMBER: _ClassVar[int]
+    incident: Incident
+    def __init__(self, incident: _Optional[_Union[Incident, _Mapping]] = ...) -> None: ...
+
+class ListIncidentsRequest(_message.Message):
+    __slots__ = ("open_only", "limit")
+    OPEN_ONLY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    open_only: bool
+    limit: int
+    def __init__(self, open_only: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListIncidentsResponse(_message.Message):
+    __slots__ = ("incidents",)
+    INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    incidents: _containers.RepeatedCompositeFieldContainer[Incident]
+    def __init__(self, incidents: _Optional[_Iterable[_Union[Incident, _Mapping]]] = ...) -> None: ...

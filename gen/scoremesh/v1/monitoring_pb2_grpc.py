@@ -50,6 +50,16 @@ class MonitoringStub:
                 request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetDriftRequest.SerializeToString,
                 response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetDriftResponse.FromString,
                 _registered_method=True)
+        self.WatchAlerts = channel.unary_stream(
+                '/scoremesh.v1.Monitoring/WatchAlerts',
+                request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.WatchAlertsRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.WatchAlertsResponse.FromString,
+                _registered_method=True)
+        self.ListIncidents = channel.unary_unary(
+                '/scoremesh.v1.Monitoring/ListIncidents',
+                request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsResponse.FromString,
+                _registered_method=True)
 
 
 class MonitoringServicer:
@@ -77,6 +87,20 @@ class MonitoringServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchAlerts(self, request, context):
+        """The open incidents, then every incident that opens, recurs or resolves, as it happens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncidents(self, request, context):
+        """Incidents, newest first (kept across restarts).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MonitoringServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +118,16 @@ def add_MonitoringServicer_to_server(servicer, server):
                     servicer.GetDrift,
                     request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetDriftRequest.FromString,
                     response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetDriftResponse.SerializeToString,
+            ),
+            'WatchAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAlerts,
+                    request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.WatchAlertsRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.WatchAlertsResponse.SerializeToString,
+            ),
+            'ListIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncidents,
+                    request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +212,60 @@ class Monitoring:
             '/scoremesh.v1.Monitoring/GetDrift',
             scoremesh_dot_v1_dot_monitoring__pb2.GetDriftRequest.SerializeToString,
             scoremesh_dot_v1_dot_monitoring__pb2.GetDriftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/scoremesh.v1.Monitoring/WatchAlerts',
+            scoremesh_dot_v1_dot_monitoring__pb2.WatchAlertsRequest.SerializeToString,
+            scoremesh_dot_v1_dot_monitoring__pb2.WatchAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scoremesh.v1.Monitoring/ListIncidents',
+            scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsRequest.SerializeToString,
+            scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,58 @@
+"""Alert rules and incidents: every operator, deduplication, resolution, and persistence across a
+restart (a new store on the same SQLite file)."""
+
+import pytest
+
+from services.monitoring.alerts import Alerting, AlertRule, IncidentStore, RuleEvaluator
+
+ERRORS = AlertRule("errors", "error_rate", "gt", 0.1, severity="critical")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("op", "threshold", "value", "fires"), [
+    ("gt", 0.1, 0.2, True), ("gt", 0.1, 0.1, False), ("lt", 0.99, 0.98, True), ("lt", 0.99, 0.995, False),
+    ("eq", 1.0, 1.0005, True), ("eq", 1.0, 1.002, False), ("ne", 1.0, 1.002, True), ("ne", 1.0, 1.0005, False),
+])
+def test_comparisons(op, threshold, value, fires):
+    rule = AlertRule("r", "availability", op, threshold)
+    assert bool(RuleEvaluator([rule]).firing({"ctr": {"availability": value}}, 0.0)) is fires
+
+
+def test_pct_increase_against_the_value_a_window_ago():
+    rule = AlertRule("latency doubled", "p99_ms", "pct_increase", 100.0, window_s=300)
+    evaluator = RuleEvaluator([rule])
+    assert evaluator.firing({"ctr": {"p99_ms": 10.0}}, 0.0) == []
+    assert evaluator.firing({"ctr": {"p99_ms": 30.0}}, 100.0) == []  # no value 300 s old yet
+    assert evaluator.firing({"ctr": {"p99_ms": 20.0}}, 300.0) == []  # +100% exactly: not above
+    assert evaluator.firing({"ctr": {"p99_ms": 20.5}}, 301.0) == [(rule, "ctr", 20.5)]  # vs 10.0 at t=0
+    assert evaluator.firing({"ctr": {"p99_ms": 21.0}}, 700.0) == []  # vs 20.5 at 301, the newest at least 300 s old
+
+
+def test_incidents_are_deduplicated_resolved_and_survive_a_restart(tmp_path):
+    clock = Clock()
+    alerting = Alerting(RuleEvaluator([ERRORS]), IncidentStore(tmp_path / "monitoring.sqlite"), clock)
+    (opened,) = alerting.evaluate({"ctr": {"error_rate": 0.3}, "cvr": {"error_rate": 0.0}})
+    assert (opened.rule, opened.target, opened.count, opened.status, opened.severity) == ("errors", "ctr", 1, "open", "critical")
+    assert opened.message == "errors: error_rate of ctr is 0.3 (gt 0.1)"
+    clock.now += 10
+    (again,) = alerting.evaluate({"ctr": {"error_rate": 0.25}})
+    assert (again.count, again.first_seen, again.last_seen) == (2, 1000.0, 1010.0) and again.active(clock.now)
+    alerting.store.close()
+
+    clock.now += 10
+    restarted = Alerting(RuleEvaluator([ERRORS]), IncidentStore(tmp_path / "monitoring.sqlite"), clock)
+    assert [(i.rule, i.target, i.count, i.status) for i in restarted.store.list()] == [("errors", "ctr", 2, "open")]
+    (resolved,) = restarted.evaluate({"ctr": {"error_rate": 0.01}})
+    assert (resolved.status, resolved.resolved_at, resolved.count) == ("resolved", 1020.0, 2)
+    clock.now += 10
+    (reopened,) = restarted.evaluate({"ctr": {"error_rate": 0.5}})
+    assert reopened.count == 1 and reopened.status == "open"  # a new incident, the old one stays resolved
+    assert [i.status for i in restarted.store.list()] == ["open", "resolved"]
+    assert not reopened.active(clock.now + 3601)

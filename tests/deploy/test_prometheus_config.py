@@ -28,7 +28,14 @@ def test_local_scrape_config_is_valid():
 def test_alert_and_recording_rules_are_valid():
     result = _promtool("check", "rules", str(PROMETHEUS / "rules.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 8 rules found" in result.stdout
+
+
+def test_the_alerts_fire_as_their_unit_tests_say():
+    """deploy/prometheus/rules_test.yml: the fast-burn alert waits its `for`, picks the burning
+    model only; the error-rate alert fires at 20% errors; an open critical incident alerts."""
+    result = _promtool("test", "rules", str(PROMETHEUS / "rules_test.yml"))
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
 
 
 def test_consul_scrape_config_is_valid():

@@ -150,7 +150,7 @@ async def open_loop(address: str, rate: float, seconds: float) -> tuple[list[flo
 def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_their_latency(mesh):
     router = mesh["router"]
     capacity = 60.0  # Scores per second the route admits (well within what this machine serves)
-    (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": capacity, "burst": 2})
+    (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": capacity, "burst": 10})
     time.sleep(1.0)  # the router reloads its routing within its poll interval
     unloaded, _, unloaded_codes = asyncio.run(open_loop(router.address, capacity * 0.8, 4.0))
     unloaded_p99 = float(np.percentile(unloaded, 99))
@@ -164,7 +164,7 @@ def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_
     print(f"\noverload: offered {capacity * 3:.0f}/s to a route admitting {capacity:.0f}/s: {codes.count('OK')} admitted "
           f"(p99 {admitted_p99 * 1000:.1f} ms vs unloaded p99 {unloaded_p99 * 1000:.1f} ms), "
           f"{codes.count('RESOURCE_EXHAUSTED')} refused (p99 {refused_p99 * 1000:.1f} ms), router RSS {rss_before} -> {rss_after} kB")
-    assert unloaded_codes.count("OK") == len(unloaded_codes)
+    assert unloaded_codes.count("OK") == len(unloaded_codes), Counter(unloaded_codes)  # below the rate, within the burst: all admitted
     assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > len(codes) / 2
     assert admitted_p99 <= 2 * unloaded_p99
     assert refused_p99 < 0.05  # refused at once, not queued

@@ -13,7 +13,7 @@ from services.monitoring.servicer import MonitoringServicer
 from services.monitoring.settings import MonitoringSettings
 from services.monitoring.alerts import Alerting, AlertRule, IncidentStore, RuleEvaluator
 from services.monitoring.live import Baselines, LiveSamples
-from services.monitoring.signals import model_signals
+from services.monitoring.signals import LatencyAnomalies, model_signals
 from services.monitoring.slo import Objective
 from services.monitoring.windows import TelemetryWindows
 
@@ -38,9 +38,11 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
     servicer = MonitoringServicer(windows, objectives, settings.slo_window_scale, live, baselines, alerting)
     runtime.add_servicer(monitoring_pb2_grpc.add_MonitoringServicer_to_server, servicer, "scoremesh.v1.Monitoring")
 
+    anomalies = LatencyAnomalies()
+
     def round_() -> list:
         signals = model_signals(windows, objectives, settings.slo_window_scale, settings.alert_window_s, live, baselines,
-                                settings.drift_window_s)
+                                settings.drift_window_s, anomalies=anomalies)
         changed = alerting.evaluate(signals)
         OPEN_INCIDENTS.clear()
         for incident in store.list(include_resolved=False):

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mesh.config import MeshSettings
 
-SIGNALS = ("error_rate", "availability", "p50_ms", "p99_ms", "requests_per_second", "slo_burn_fast_availability",
+SIGNALS = ("error_rate", "availability", "p50_ms", "p99_ms", "requests_per_second", "p99_anomaly_score", "slo_burn_fast_availability",
            "slo_burn_fast_latency", "drifted_features", "score_drifted")
 
 
@@ -33,6 +33,8 @@ DEFAULT_RULES = [
     AlertRuleConfig(name="slo_fast_burn", signal="slo_burn_fast_availability", op="gt", threshold=14.4, severity="critical"),
     AlertRuleConfig(name="high_error_rate", signal="error_rate", op="gt", threshold=0.1, severity="critical"),
     AlertRuleConfig(name="latency_doubled", signal="p99_ms", op="pct_increase", threshold=100.0, severity="high"),
+    # p99 above the mean + 5 sigma of the last 100 evaluations (anomaly score |z|/7 > 0.7: high).
+    AlertRuleConfig(name="latency_anomaly", signal="p99_anomaly_score", op="gt", threshold=0.7, severity="high"),
     AlertRuleConfig(name="feature_drift", signal="drifted_features", op="gt", threshold=0.0, severity="medium"),
     AlertRuleConfig(name="score_drift", signal="score_drifted", op="gt", threshold=0.0, severity="medium"),
 ]

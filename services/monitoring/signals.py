@@ -6,16 +6,31 @@ from __future__ import annotations
 import time
 
 from domain.errors import NotFound
+from services.monitoring.anomaly import ZScoreDetector
 from services.monitoring.live import Baselines, LiveSamples, judge
 from services.monitoring.slo import Objective, evaluate
 from services.monitoring.windows import TelemetryWindows
 
 
+class LatencyAnomalies:
+    """A z-score detector per model over its p99 latency, one point per evaluation round."""
+
+    def __init__(self, window: int = 100, min_points: int = 10, threshold: float = 3.0) -> None:
+        self.window, self.min_points, self.threshold = window, min_points, threshold
+        self.detectors: dict[str, ZScoreDetector] = {}
+
+    def score(self, model: str, p99_ms: float) -> float:
+        detector = self.detectors.setdefault(model, ZScoreDetector(self.window, self.min_points, self.threshold))
+        anomaly = detector.observe(p99_ms)
+        return anomaly.score if anomaly is not None else 0.0
+
+
 def model_signals(windows: TelemetryWindows, objectives: list[Objective], scale: float, window_s: float,
                   live: LiveSamples | None = None, baselines: Baselines | None = None, drift_window_s: float = 300.0,
-                  now: float | None = None) -> dict[str, dict[str, float]]:
-    """model -> {error_rate, availability, p50_ms, p99_ms, requests_per_second, slo_burn_fast,
-    drifted_features}; a model without traffic in the window has no latency or error signals."""
+                  now: float | None = None, anomalies: LatencyAnomalies | None = None) -> dict[str, dict[str, float]]:
+    """model -> {error_rate, availability, p50_ms, p99_ms, requests_per_second,
+    p99_anomaly_score, slo_burn_fast_<objective>, drifted_features, score_drifted}; a model
+    without traffic in the window has no latency or error signals."""
     now = time.time() if now is None else now
     signals: dict[str, dict[str, float]] = {}
     for model in sorted({name for name, _ in windows.buckets}):
@@ -24,6 +39,8 @@ def model_signals(windows: TelemetryWindows, objectives: list[Objective], scale:
         if view.requests:
             values.update(error_rate=view.error_rate, availability=view.availability, p50_ms=view.p50_ms, p99_ms=view.p99_ms,
                           requests_per_second=view.requests_per_second)
+            if anomalies is not None:  # 0 until 10 rounds are known; |z|/7 above 3 sigma
+                values["p99_anomaly_score"] = anomalies.score(model, view.p99_ms)
         for objective in objectives:
             fast = evaluate(windows, objective, scale, model, now=now).windows[0]
             # A pair fires when both windows burn faster than its factor: the smaller of the two says it.

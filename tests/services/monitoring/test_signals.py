@@ -1,0 +1,29 @@
+"""The per-model signals the alert rules read."""
+
+import pytest
+
+from services.monitoring.signals import LatencyAnomalies, model_signals
+from services.monitoring.slo import Objective
+from services.monitoring.windows import Record, TelemetryWindows
+
+NOW = 1_000_000.0
+
+
+def test_signals_per_model_with_a_latency_anomaly_after_ten_rounds():
+    windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
+    objectives = [Objective("availability", "availability", 0.99)]
+    anomalies = LatencyAnomalies()
+    scores = []
+    for round_index in range(12):
+        now = NOW + round_index * 10
+        latency = 10.0 + (round_index % 2) if round_index < 11 else 40.0  # the 12th round: p99 jumps
+        for i in range(20):
+            windows.add(Record("ctr", "UNAVAILABLE" if i == 0 else "OK", latency, now - 1))
+        signals = model_signals(windows, objectives, 1 / 720, 5.0, now=now, anomalies=anomalies)
+        scores.append(signals["ctr"]["p99_anomaly_score"])
+    ctr = signals["ctr"]
+    assert ctr["error_rate"] == pytest.approx(0.05) and ctr["availability"] == pytest.approx(0.95)
+    assert ctr["requests_per_second"] == pytest.approx(20 / 5)
+    assert ctr["slo_burn_fast_availability"] == pytest.approx(5.0)  # 5% bad / 1% budget
+    assert scores[:11] == [0.0] * 11 and scores[11] == 1.0  # ~59 sigma above 10.5 +- 0.5 ms
+    assert "drifted_features" not in ctr  # no baselines given

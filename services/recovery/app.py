@@ -53,9 +53,15 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         states = await asyncio.to_thread(runtime.registry.list_all)
         return next((s for s in states if s.instance.instance_id == instance_id), None)
 
+    audit = AuditLog(settings.state_dir / "audit" / "recovery.sqlite")
+
+    async def close_audit() -> None:
+        audit.close()
+
+    runtime.on_stop(close_audit)
     recoverer = Recoverer(
         probe, restart, lookup,
-        AuditLog(settings.state_dir / "audit" / "recovery.jsonl"),
+        audit,
         attempts=settings.restart_attempts,
         backoff_s=settings.restart_backoff_s,
         recovery_timeout_s=settings.recovery_timeout_s,

@@ -1,11 +1,13 @@
-"""The append-only audit log of recovery actions (JSON lines in the state directory)."""
+"""The audit log of recovery actions, in SQLite (the embedded default): every action with its
+time, what set it off, target, result and duration survives restarts. Listeners (WatchActions)
+hear each entry as it is written. No gRPC here."""
 
 from __future__ import annotations
 
-import json
-import os
+import sqlite3
 import threading
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 
@@ -18,30 +20,42 @@ class AuditEntry:
     instance_id: str
     reason: str
     outcome: str
+    duration_s: float = 0.0
+    """From the decision to the verified outcome (the health check passing, or giving up)."""
+    trigger: str = "health_check"
+    """What set it off: health_check, manual, or an alert (rule name)."""
+    dry_run: bool = False
+
+
+_COLUMNS = [f.name for f in fields(AuditEntry)]
 
 
 class AuditLog:
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False)
         self._lock = threading.Lock()
+        self.listeners: list[Callable[[AuditEntry], None]] = []
+        with self._lock, self._db:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS actions (seq INTEGER PRIMARY KEY, action_id TEXT, timestamp REAL, action TEXT,"
+                " service TEXT, instance_id TEXT, reason TEXT, outcome TEXT, duration_s REAL, trigger TEXT, dry_run INTEGER)"
+            )
 
     def append(self, entry: AuditEntry) -> None:
-        line = json.dumps(asdict(entry)) + "\n"
-        with self._lock, open(self.path, "a") as out:
-            out.write(line)
-            out.flush()
-            os.fsync(out.fileno())
+        with self._lock, self._db:  # committed before anyone hears of it
+            self._db.execute(f"INSERT INTO actions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", astuple(entry))
+        for listener in list(self.listeners):
+            listener(entry)
 
     def entries(self, limit: int = 100) -> list[AuditEntry]:
-        if not self.path.is_file():
+        """The newest `limit` entries, oldest first."""
+        if limit <= 0:
             return []
         with self._lock:
-            lines = self.path.read_text().splitlines()
-        entries = []
-        for line in lines[-limit:] if limit > 0 else []:
-            try:
-                entries.append(AuditEntry(**json.loads(line)))
-            except (ValueError, TypeError):
-                continue  # a torn last line after a crash is skipped, never fatal
-        return entries
+            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM actions ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        return [AuditEntry(*row[:-1], dry_run=bool(row[-1])) for row in reversed(rows)]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -28,7 +28,9 @@ def status_to_proto(tracked: list[Tracked]) -> recovery_pb2.GetStatusResponse:
 
 
 def action_to_proto(entry: AuditEntry) -> recovery_pb2.RecoveryAction:
-    return recovery_pb2.RecoveryAction(**asdict(entry))
+    fields = asdict(entry)
+    fields["duration_seconds"] = fields.pop("duration_s")
+    return recovery_pb2.RecoveryAction(**fields)
 
 
 def list_limit_from_proto(request: recovery_pb2.ListActionsRequest) -> int:
@@ -41,13 +43,13 @@ def actions_to_proto(entries: list[AuditEntry]) -> recovery_pb2.ListActionsRespo
     return recovery_pb2.ListActionsResponse(actions=[action_to_proto(e) for e in entries])
 
 
-def trigger_from_proto(request: recovery_pb2.TriggerRequest) -> tuple[str, str, str]:
-    """(action, instance id, reason); the action must be one recovery knows."""
+def trigger_from_proto(request: recovery_pb2.TriggerRequest) -> tuple[str, str, str, bool]:
+    """(action, instance id, reason, dry run); the action must be one recovery knows."""
     if request.action not in ACTIONS:
         raise InvalidArgument(f"action: must be one of {', '.join(ACTIONS)} (got {quote(request.action)})")
     if not request.instance_id:
         raise InvalidArgument("instance_id: required")
-    return request.action, request.instance_id, request.reason[:500] or "manual trigger"
+    return request.action, request.instance_id, request.reason[:500] or "manual trigger", request.dry_run
 
 
 def trigger_to_proto(entry: AuditEntry) -> recovery_pb2.TriggerResponse:

@@ -87,26 +87,34 @@ class Recoverer:
             if gone not in self.recovering:
                 del self.tracked[gone]
 
-    async def trigger(self, action: str, instance_id: str, reason: str) -> AuditEntry:
-        """Run an action by hand (Recovery/Trigger); audited like automatic ones."""
+    async def trigger(self, action: str, instance_id: str, reason: str, dry_run: bool = False) -> AuditEntry:
+        """Run an action by hand (Recovery/Trigger); audited like automatic ones. A dry run
+        checks the request as a real one would be checked, audits what would be done, and does
+        nothing."""
         tracked = self.tracked.get(instance_id)
         if tracked is None:
             raise NotFound(f"instance_id: {quote(instance_id)} is not a watched instance")
         if instance_id in self.recovering:
             raise FailedPrecondition(f"instance_id: {quote(instance_id)} is already being recovered")
-        return await self.start_recovery(tracked.instance, reason)
+        if dry_run:
+            entry = AuditEntry(uuid.uuid4().hex[:12], time.time(), action, tracked.instance.service, instance_id, reason,
+                               f"dry run: would {action} {instance_id} (healthy: {tracked.healthy})", 0.0, "manual", True)
+            self.audit.append(entry)
+            return entry
+        return await self.start_recovery(tracked.instance, reason, "manual")
 
-    def start_recovery(self, instance: Instance, reason: str) -> asyncio.Task:
-        task = asyncio.create_task(self._recover(instance, reason), name=f"recover-{instance.instance_id}")
+    def start_recovery(self, instance: Instance, reason: str, trigger: str = "health_check") -> asyncio.Task:
+        task = asyncio.create_task(self._recover(instance, reason, trigger), name=f"recover-{instance.instance_id}")
         self.recovering[instance.instance_id] = task
         task.add_done_callback(lambda _: self.recovering.pop(instance.instance_id, None))
         return task
 
-    async def _recover(self, instance: Instance, reason: str) -> AuditEntry:
+    async def _recover(self, instance: Instance, reason: str, trigger: str = "health_check") -> AuditEntry:
         entry = None
         for attempt in range(self.attempts):
             if attempt:
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            started = time.monotonic()
             outcome = await self._restart_once(instance, reason)
             entry = AuditEntry(
                 action_id=uuid.uuid4().hex[:12],
@@ -116,6 +124,8 @@ class Recoverer:
                 instance_id=instance.instance_id,
                 reason=reason if attempt == 0 else f"{reason} (retry {attempt})",
                 outcome=outcome,
+                duration_s=time.monotonic() - started,
+                trigger=trigger,
             )
             self.audit.append(entry)
             log.info("restart_service %s: %s", instance.instance_id, outcome)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from mesh.admin_auth import check_bearer
 from mesh.handlers import header
-from scoremesh.v1 import recovery_pb2_grpc
+from scoremesh.v1 import recovery_pb2, recovery_pb2_grpc
 from services.recovery import converters
 from services.recovery.recoverer import Recoverer
 
@@ -22,5 +24,19 @@ class RecoveryServicer(recovery_pb2_grpc.RecoveryServicer):
 
     async def Trigger(self, request, context):
         check_bearer(header(context, "authorization"), self.admin_token, "recovery triggers")
-        action, instance_id, reason = converters.trigger_from_proto(request)
-        return converters.trigger_to_proto(await self.recoverer.trigger(action, instance_id, reason))
+        action, instance_id, reason, dry_run = converters.trigger_from_proto(request)
+        return converters.trigger_to_proto(await self.recoverer.trigger(action, instance_id, reason, dry_run))
+
+    async def WatchActions(self, request, context):
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        loop = asyncio.get_running_loop()
+
+        def hear(entry) -> None:  # may run on another thread (the audit log's writer)
+            loop.call_soon_threadsafe(lambda: queue.full() or queue.put_nowait(entry))
+
+        self.recoverer.audit.listeners.append(hear)
+        try:
+            while True:
+                yield recovery_pb2.WatchActionsResponse(action=converters.action_to_proto(await queue.get()))
+        finally:
+            self.recoverer.audit.listeners.remove(hear)

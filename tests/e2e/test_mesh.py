@@ -24,6 +24,7 @@ from services.features.converters import matrix_from_proto
 from domain.features.schema_store import SchemaStore
 from training.synthetic import sample_request
 from services.router.postprocess import score_multiplier
+from services.recovery.audit import AuditLog
 from tests.e2e.expected_scores import ensemble_outputs
 from tests.e2e.mesh_process import scoremesh
 from tests.e2e.requests import score_request
@@ -326,6 +327,8 @@ def test_sigkill_of_an_inference_replica_is_survived_and_repaired(mesh):
     import signal
 
     victim = next(i for i in mesh.instances("inference") if i["id"] == "inference-1")
+    recovery_channel = grpc.insecure_channel(mesh.address("recovery"))
+    watch = recovery_pb2_grpc.RecoveryStub(recovery_channel).WatchActions(recovery_pb2.WatchActionsRequest(), timeout=90)
     registry_entry = json.loads((mesh.state_dir / "registry" / "inference-1.json").read_text())
     os.kill(registry_entry["pid"], signal.SIGKILL)
 
@@ -345,11 +348,16 @@ def test_sigkill_of_an_inference_replica_is_survived_and_repaired(mesh):
         time.sleep(0.5)
     assert actions and actions[-1].action == "restart_service" and actions[-1].outcome == "succeeded", actions
     assert "consecutive failed health checks" in actions[-1].reason
+    streamed = next(watch).action  # WatchActions heard it as it was audited
+    assert (streamed.instance_id, streamed.action_id) == ("inference-1", actions[0].action_id)
+    watch.cancel()
+    recovery_channel.close()
 
     status = mesh.status()
     assert status["returncode"] == 0
     restarted = next(i for i in status["instances"] if i["id"] == "inference-1")
     assert restarted["healthy"] and restarted["address"] != victim["address"]
-    audit = (mesh.state_dir / "audit" / "recovery.jsonl").read_text().splitlines()
-    assert any(json.loads(line)["instance_id"] == "inference-1" for line in audit)
+    assert actions[-1].trigger == "health_check" and 0 < actions[-1].duration_seconds < 60
+    persisted = AuditLog(mesh.state_dir / "audit" / "recovery.sqlite").entries()  # on disk, not only in the process
+    assert any(e.instance_id == "inference-1" and e.outcome == "succeeded" for e in persisted)
     assert len(stub.Score(score_request(2), timeout=5).candidates) == 2

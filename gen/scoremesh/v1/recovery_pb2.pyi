@@ -31,7 +31,7 @@ class GetStatusResponse(_message.Message):
     def __init__(self, instances: _Optional[_Iterable[_Union[WatchedInstance, _Mapping]]] = ...) -> None: ...
 
 class RecoveryAction(_message.Message):
-    __slots__ = ("action_id", "timestamp", "action", "service", "instance_id", "reason", "outcome")
+    __slots__ = ("action_id", "timestamp", "action", "service", "instance_id", "reason", "outcome", "duration_seconds", "trigger", "dry_run")
     ACTION_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,9 @@ class RecoveryAction(_message.Message):
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     action_id: str
     timestamp: float
     action: str
@@ -46,7 +49,10 @@ class RecoveryAction(_message.Message):
     instance_id: str
     reason: str
     outcome: str
-    def __init__(self, action_id: _Optional[str] = ..., timestamp: _Optional[float] = ..., action: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., reason: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
+    duration_seconds: float
+    trigger: str
+    dry_run: bool
+    def __init__(self, action_id: _Optional[str] = ..., timestamp: _Optional[float] = ..., action: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., reason: _Optional[str] = ..., outcome: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., trigger: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class ListActionsRequest(_message.Message):
     __slots__ = ("limit",)
@@ -61,16 +67,28 @@ class ListActionsResponse(_message.Message):
     def __init__(self, actions: _Optional[_Iterable[_Union[RecoveryAction, _Mapping]]] = ...) -> None: ...
 
 class TriggerRequest(_message.Message):
-    __slots__ = ("action", "instance_id", "reason")
+    __slots__ = ("action", "instance_id", "reason", "dry_run")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     action: str
     instance_id: str
     reason: str
-    def __init__(self, action: _Optional[str] = ..., instance_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, action: _Optional[str] = ..., instance_id: _Optional[str] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class TriggerResponse(_message.Message):
+    __slots__ = ("action",)
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    action: RecoveryAction
+    def __init__(self, action: _Optional[_Union[RecoveryAction, _Mapping]] = ...) -> None: ...
+
+class WatchActionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchActionsResponse(_message.Message):
     __slots__ = ("action",)
     ACTION_FIELD_NUMBER: _ClassVar[int]
     action: RecoveryAction

@@ -50,6 +50,11 @@ class RecoveryStub:
                 request_serializer=scoremesh_dot_v1_dot_recovery__pb2.TriggerRequest.SerializeToString,
                 response_deserializer=scoremesh_dot_v1_dot_recovery__pb2.TriggerResponse.FromString,
                 _registered_method=True)
+        self.WatchActions = channel.unary_stream(
+                '/scoremesh.v1.Recovery/WatchActions',
+                request_serializer=scoremesh_dot_v1_dot_recovery__pb2.WatchActionsRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_recovery__pb2.WatchActionsResponse.FromString,
+                _registered_method=True)
 
 
 class RecoveryServicer:
@@ -77,6 +82,13 @@ class RecoveryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchActions(self, request, context):
+        """Every action as it is audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecoveryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +106,11 @@ def add_RecoveryServicer_to_server(servicer, server):
                     servicer.Trigger,
                     request_deserializer=scoremesh_dot_v1_dot_recovery__pb2.TriggerRequest.FromString,
                     response_serializer=scoremesh_dot_v1_dot_recovery__pb2.TriggerResponse.SerializeToString,
+            ),
+            'WatchActions': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchActions,
+                    request_deserializer=scoremesh_dot_v1_dot_recovery__pb2.WatchActionsRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_recovery__pb2.WatchActionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +195,33 @@ class Recovery:
             '/scoremesh.v1.Recovery/Trigger',
             scoremesh_dot_v1_dot_recovery__pb2.TriggerRequest.SerializeToString,
             scoremesh_dot_v1_dot_recovery__pb2.TriggerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchActions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/scoremesh.v1.Recovery/WatchActions',
+            scoremesh_dot_v1_dot_recovery__pb2.WatchActionsRequest.SerializeToString,
+            scoremesh_dot_v1_dot_recovery__pb2.WatchActionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,7 +37,7 @@ class World:
 
 
 def make(tmp_path, world, attempts=3):
-    return Recoverer(world.probe, world.restart, world.lookup, AuditLog(tmp_path / "audit.jsonl"), attempts=attempts, backoff_s=0.01, recovery_timeout_s=0.2, poll_s=0.01)
+    return Recoverer(world.probe, world.restart, world.lookup, AuditLog(tmp_path / "audit.sqlite"), attempts=attempts, backoff_s=0.01, recovery_timeout_s=0.2, poll_s=0.01)
 
 
 def test_three_failures_trigger_one_restart_that_succeeds(tmp_path):
@@ -95,10 +95,29 @@ def test_failed_restarts_are_retried_then_given_up_and_audited(tmp_path):
     assert recoverer.audit.entries()[1].reason == "test (retry 1)" and last.outcome == outcomes[-1]
 
 
-def test_audit_log_survives_a_torn_line(tmp_path):
-    log = AuditLog(tmp_path / "a.jsonl")
-    log.append(AuditEntry("1", 1.0, "restart_service", "s", "i", "r", "succeeded"))
-    with open(tmp_path / "a.jsonl", "a") as out:
-        out.write('{"action_id": "2", "times')
-    assert [e.action_id for e in log.entries()] == ["1"]
-    assert AuditLog(tmp_path / "none.jsonl").entries() == []
+def test_the_audit_log_survives_a_restart_and_tells_its_listeners(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    heard = []
+    log.listeners.append(heard.append)
+    first = AuditEntry("1", 1.0, "restart_service", "s", "i", "r", "succeeded", 2.5, "health_check")
+    second = AuditEntry("2", 2.0, "restart_service", "s", "i", "r", "dry run: would restart_service i", 0.0, "manual", True)
+    log.append(first)
+    log.append(second)
+    assert heard == [first, second]
+    log.close()
+    again = AuditLog(tmp_path / "audit.sqlite")
+    assert again.entries() == [first, second] and again.entries(1) == [second] and again.entries(0) == []
+    assert AuditLog(tmp_path / "none.sqlite").entries() == []
+
+
+def test_a_dry_run_trigger_audits_and_does_nothing(tmp_path):
+    async def scenario():
+        world = World()
+        recoverer = make(tmp_path, world)
+        await recoverer.observe([InstanceState(WORKER, True)])
+        entry = await recoverer.trigger("restart_service", "inference-1", "check the runbook", dry_run=True)
+        return world, recoverer, entry
+
+    world, recoverer, entry = asyncio.run(scenario())
+    assert entry.dry_run and entry.trigger == "manual" and entry.outcome.startswith("dry run: would restart_service inference-1")
+    assert world.restarts == [] and recoverer.audit.entries() == [entry]

@@ -1,0 +1,97 @@
+"""Monitoring is off the request path: stopped (SIGSTOP), then killed (SIGKILL) under a
+concurrency-16 Score load, it costs no Score and no latency; started again, ingestion resumes and
+the incidents it had persisted are all there. Real processes on loopback, bounded in time.
+
+Figures are printed (run with -s); the closing notes quote them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
+from tests.e2e.mesh_process import ServiceProcess
+from tests.e2e.test_resilience import closed_loop
+from training.train import ENSEMBLES, TrainOptions, train
+
+pytestmark = pytest.mark.mesh
+MONITORING_ENV = {"SCOREMESH_ALERT_INTERVAL_S": "0.3", "SCOREMESH_ALERT_WINDOW_S": "30"}
+
+
+@pytest.fixture(scope="module")
+def small_mesh(tmp_path_factory):
+    state = tmp_path_factory.mktemp("monitoring-faults") / "state"
+    train(state / "models", state / "features", TrainOptions(rows=3000, max_epochs=1), ensembles=ENSEMBLES[:1], progress=lambda _: None)
+    (state / "routing.yaml").write_text("default_route: search\nroutes:\n  search: {ensemble: ctr_ensemble}\n")
+    processes = {
+        "features": ServiceProcess("features", state),
+        "inference": ServiceProcess("inference", state),
+        "monitoring": ServiceProcess("monitoring", state, MONITORING_ENV),
+        "router": ServiceProcess("router", state),
+    }
+    try:
+        for process in processes.values():
+            process.start()
+        yield processes
+    finally:
+        for process in reversed(list(processes.values())):
+            if process.process is not None and process.process.poll() is None:
+                os.kill(process.process.pid, signal.SIGCONT)  # never leave one stopped
+            process.stop()
+
+
+def _incidents(address: str) -> list:
+    with grpc.insecure_channel(address) as channel:
+        return list(monitoring_pb2_grpc.MonitoringStub(channel).ListIncidents(monitoring_pb2.ListIncidentsRequest(), timeout=5).incidents)
+
+
+def _slo(address: str) -> monitoring_pb2.GetSLOResponse:
+    with grpc.insecure_channel(address) as channel:
+        return monitoring_pb2_grpc.MonitoringStub(channel).GetSLO(monitoring_pb2.GetSLORequest(window_seconds=600), timeout=5)
+
+
+def test_monitoring_stopped_then_killed_costs_no_score_and_loses_no_incident(small_mesh):
+    router, monitoring = small_mesh["router"], small_mesh["monitoring"]
+    # An incident to keep: a model failing half its Scores, reported straight to monitoring.
+    with grpc.insecure_channel(monitoring.address) as channel:
+        records = [monitoring_pb2.TelemetryRecord(model_name="cvr_ensemble", model_version="1", latency_ms=5.0, timestamp=time.time(),
+                                                  status="UNAVAILABLE" if i % 2 else "OK") for i in range(40)]
+        monitoring_pb2_grpc.MonitoringStub(channel).Report(iter([monitoring_pb2.ReportRequest(records=records)]), timeout=10)
+    deadline = time.monotonic() + 10
+    while not [i for i in _incidents(monitoring.address) if i.rule == "high_error_rate"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (kept,) = [i for i in _incidents(monitoring.address) if i.rule == "high_error_rate"]
+
+    baseline, base_codes = asyncio.run(closed_loop(router.address, 16, 3.0))
+    os.kill(monitoring.process.pid, signal.SIGSTOP)
+    stopped, stopped_codes = asyncio.run(closed_loop(router.address, 16, 4.0))
+    os.kill(monitoring.process.pid, signal.SIGKILL)  # a stopped process dies too
+    monitoring.process.wait(10)
+    killed, killed_codes = asyncio.run(closed_loop(router.address, 16, 3.0))
+    before_restart = time.monotonic()
+    monitoring.start()
+    restarted, restarted_codes = asyncio.run(closed_loop(router.address, 16, 3.0))
+    deadline = time.monotonic() + 15
+    while _slo(monitoring.address).total_records == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    resumed_after = time.monotonic() - before_restart
+    after = _incidents(monitoring.address)
+
+    p99 = {name: float(np.percentile(v, 99)) * 1000 for name, v in
+           (("baseline", baseline), ("stopped", stopped), ("killed", killed), ("restarted", restarted))}
+    print(f"\nmonitoring faults at concurrency 16: Scores OK {base_codes.count('OK')}/{len(base_codes)} before, "
+          f"{stopped_codes.count('OK')}/{len(stopped_codes)} stopped, {killed_codes.count('OK')}/{len(killed_codes)} killed, "
+          f"{restarted_codes.count('OK')}/{len(restarted_codes)} restarted; p99 ms {', '.join(f'{k} {v:.0f}' for k, v in p99.items())}; "
+          f"ingestion resumed {resumed_after:.1f} s after the restart began")
+    for codes in (base_codes, stopped_codes, killed_codes, restarted_codes):
+        assert codes.count("OK") == len(codes)
+    assert p99["stopped"] <= 2 * p99["baseline"] + 20 and p99["killed"] <= 2 * p99["baseline"] + 20
+    assert _slo(monitoring.address).total_records > 0  # the router found the new instance and reports to it
+    assert [(i.rule, i.target, i.first_seen) for i in after if i.rule == "high_error_rate"] == [("high_error_rate", "cvr_ensemble", kept.first_seen)]

@@ -265,6 +265,8 @@ def valid_requests() -> list[tuple[str, str, bytes]]:
         ("inference", "/inference.GRPCInferenceService/RepositoryModelLoad", inference_pb2.RepositoryModelLoadRequest(model_name="ghost-model")),
         ("inference", "/inference.GRPCInferenceService/RepositoryModelUnload", inference_pb2.RepositoryModelUnloadRequest(model_name="ghost-model")),
         ("monitoring", "/scoremesh.v1.Monitoring/GetSLO", monitoring_pb2.GetSLORequest(model_name="ctr_ensemble", window_seconds=60)),
+        ("monitoring", "/scoremesh.v1.Monitoring/GetDrift", monitoring_pb2.GetDriftRequest(model_name="ctr_ensemble", window_seconds=60)),
+        ("monitoring", "/scoremesh.v1.Monitoring/ListIncidents", monitoring_pb2.ListIncidentsRequest(open_only=True, limit=5)),
         ("recovery", "/scoremesh.v1.Recovery/GetStatus", recovery_pb2.GetStatusRequest()),
         ("recovery", "/scoremesh.v1.Recovery/ListActions", recovery_pb2.ListActionsRequest(limit=5)),
         ("recovery", "/scoremesh.v1.Recovery/Trigger", recovery_pb2.TriggerRequest(action="restart_service", instance_id="ghost-instance")),

@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import time
+import urllib.request
+
 from prometheus_client import Gauge
+from prometheus_client.parser import text_string_to_metric_families
 
 from mesh.runtime import Service, ServiceRuntime, service_main
 from scoremesh.v1 import monitoring_pb2_grpc
 from services.monitoring.servicer import MonitoringServicer
 from services.monitoring.settings import MonitoringSettings
+from services.monitoring.cost import CostTracker
 from services.monitoring.alerts import Alerting, AlertRule, IncidentStore, RuleEvaluator
 from services.monitoring.live import Baselines, LiveSamples
 from services.monitoring.signals import LatencyAnomalies, model_signals
@@ -21,6 +26,28 @@ log = logging.getLogger(__name__)
 OPEN_INCIDENTS = Gauge("scoremesh_monitoring_open_incidents", "Open incidents, by severity.", ["severity"], multiprocess_mode="max")
 BURN = Gauge("scoremesh_slo_burn_rate_fast", "Error-budget burn rate of the fast pair (the smaller of its 1 h and 5 min windows).",
              ["model", "objective"], multiprocess_mode="max")
+
+COST_PER_1000 = Gauge("scoremesh_cost_per_1000_scores", "CPU cost of 1,000 Scores, by model (cpu_price_per_hour).", ["model"],
+                      multiprocess_mode="max")
+COST_MONTHLY = Gauge("scoremesh_cost_projected_monthly", "The month the current CPU spend projects.", multiprocess_mode="max")
+
+
+def cpu_totals(states) -> dict[tuple[str, str], float]:
+    """(service, instance) -> process_cpu_seconds_total read from each instance's /metrics; an
+    instance that does not answer (or exports no process metrics) is left out this time."""
+    totals = {}
+    for state in states:
+        url = state.instance.metrics_url
+        if not url:
+            continue
+        try:
+            text = urllib.request.urlopen(url, timeout=1.0).read().decode()
+        except (OSError, ValueError):
+            continue
+        for family in text_string_to_metric_families(text):
+            if family.name == "process_cpu_seconds":
+                totals[(state.instance.service, state.instance.instance_id)] = sum(s.value for s in family.samples)
+    return totals
 
 
 async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
@@ -39,10 +66,31 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
     runtime.add_servicer(monitoring_pb2_grpc.add_MonitoringServicer_to_server, servicer, "scoremesh.v1.Monitoring")
 
     anomalies = LatencyAnomalies()
+    costs = CostTracker(settings.cpu_price_per_hour, settings.monthly_budget)
+    last_cost: list = [0.0, None]  # [when read, CostView]
+
+    def read_cost() -> None:
+        now = time.time()
+        if now - last_cost[0] < settings.cost_interval_s:
+            return
+        last_cost[0] = now
+        view = costs.update(now, cpu_totals(runtime.registry.list_all()), *servicer.take_usage())
+        if view is not None:
+            last_cost[1] = view
+            COST_MONTHLY.set(view.projected_monthly)
+            for model, value in view.cost_per_1000_scores.items():
+                COST_PER_1000.labels(model).set(value)
 
     def round_() -> list:
+        read_cost()
         signals = model_signals(windows, objectives, settings.slo_window_scale, settings.alert_window_s, live, baselines,
                                 settings.drift_window_s, anomalies=anomalies)
+        view = last_cost[1]
+        if view is not None:
+            for model, value in view.cost_per_1000_scores.items():
+                signals.setdefault(model, {})["cost_per_1000_scores"] = value
+            if view.budget_used is not None:
+                signals["mesh"] = {"budget_used": view.budget_used}
         changed = alerting.evaluate(signals)
         OPEN_INCIDENTS.clear()
         for incident in store.list(include_resolved=False):

@@ -38,7 +38,9 @@ def records_from_proto(batch: monitoring_pb2.ReportRequest) -> list[Record]:
             raise InvalidArgument(f"records[{i}].model_name: at most {MAX_NAME_LENGTH} characters (got {quote(r.model_name)})")
         if len(r.model_version) > MAX_NAME_LENGTH:
             raise InvalidArgument(f"records[{i}].model_version: at most {MAX_NAME_LENGTH} characters (got {quote(r.model_version)})")
-        records.append(Record(r.model_name, status, r.latency_ms, r.timestamp, r.model_version))
+        if r.candidates < 0:
+            raise InvalidArgument(f"records[{i}].candidates: must be >= 0 (got {r.candidates})")
+        records.append(Record(r.model_name, status, r.latency_ms, r.timestamp, r.model_version, r.candidates))
     return records
 
 

@@ -23,6 +23,9 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
                  live: LiveSamples | None = None, baselines: Baselines | None = None, alerting: Alerting | None = None) -> None:
         self.windows = windows
         self.alerting = alerting
+        # Scores and candidates per model since the cost tracker last read them (services.monitoring.cost).
+        self.scores: dict[str, int] = {}
+        self.candidates: dict[str, int] = {}
         self._watchers: set[asyncio.Queue] = set()
         self.live = live
         self.baselines = baselines
@@ -35,6 +38,9 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
             samples = converters.live_samples_from_proto(batch) if self.live is not None else ()
             for record in converters.records_from_proto(batch):
                 self.windows.add(record)
+                if record.status == "OK" and record.model_name:
+                    self.scores[record.model_name] = self.scores.get(record.model_name, 0) + 1
+                    self.candidates[record.model_name] = self.candidates.get(record.model_name, 0) + record.candidates
                 RECORDS.labels(record.model_name, record.status).inc()
                 accepted += 1
             for sample in samples:
@@ -82,3 +88,9 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
             raise FailedPrecondition("alerting is not configured on this instance")
         incidents = await asyncio.to_thread(self.alerting.store.list, not open_only, limit)
         return monitoring_pb2.ListIncidentsResponse(incidents=[converters.incident_to_proto(i) for i in incidents])
+
+    def take_usage(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Scores and candidates per model since the last call (and start again from zero)."""
+        scores, candidates = self.scores, self.candidates
+        self.scores, self.candidates = {}, {}
+        return scores, candidates

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mesh.config import MeshSettings
 
 SIGNALS = ("error_rate", "availability", "p50_ms", "p99_ms", "requests_per_second", "p99_anomaly_score", "slo_burn_fast_availability",
-           "slo_burn_fast_latency", "drifted_features", "score_drifted")
+           "slo_burn_fast_latency", "drifted_features", "score_drifted", "cost_per_1000_scores", "budget_used")
 
 
 class AlertRuleConfig(BaseModel):
@@ -37,6 +37,10 @@ DEFAULT_RULES = [
     AlertRuleConfig(name="latency_anomaly", signal="p99_anomaly_score", op="gt", threshold=0.7, severity="high"),
     AlertRuleConfig(name="feature_drift", signal="drifted_features", op="gt", threshold=0.0, severity="medium"),
     AlertRuleConfig(name="score_drift", signal="score_drifted", op="gt", threshold=0.0, severity="medium"),
+    # The month the current spend projects, against monthly_budget (target "mesh"; only with a budget).
+    AlertRuleConfig(name="budget_70", signal="budget_used", op="gt", threshold=0.70, severity="medium", target="mesh"),
+    AlertRuleConfig(name="budget_80", signal="budget_used", op="gt", threshold=0.80, severity="high", target="mesh"),
+    AlertRuleConfig(name="budget_95", signal="budget_used", op="gt", threshold=0.95, severity="critical", target="mesh"),
 ]
 
 
@@ -77,3 +81,13 @@ class MonitoringSettings(MeshSettings):
 
     drift_window_s: float = Field(default=300.0, gt=0)
     """The window of live samples drift is judged on, for the drift rules."""
+
+    cpu_price_per_hour: float = Field(default=0.04, ge=0)
+    """Price of one CPU-hour: what cost per 1,000 Scores is computed with."""
+
+    monthly_budget: float = Field(default=0.0, ge=0)
+    """Monthly budget in the same currency; 0 = none. The month the current spend projects is
+    alerted on at 70%, 80% and 95% of it."""
+
+    cost_interval_s: float = Field(default=30.0, gt=0)
+    """How often every instance's CPU-seconds are read (its /metrics process_cpu_seconds_total)."""

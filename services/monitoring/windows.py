@@ -27,6 +27,7 @@ class Record:
     latency_ms: float
     timestamp: float
     model_version: str = ""
+    candidates: int = 0
 
 
 @dataclass

@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import time
+import urllib.request
 
 import grpc
 import numpy as np
@@ -22,7 +23,7 @@ from tests.e2e.test_resilience import closed_loop
 from training.train import ENSEMBLES, TrainOptions, train
 
 pytestmark = pytest.mark.mesh
-MONITORING_ENV = {"SCOREMESH_ALERT_INTERVAL_S": "0.3", "SCOREMESH_ALERT_WINDOW_S": "30"}
+MONITORING_ENV = {"SCOREMESH_ALERT_INTERVAL_S": "0.3", "SCOREMESH_ALERT_WINDOW_S": "30", "SCOREMESH_COST_INTERVAL_S": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +84,23 @@ def test_monitoring_stopped_then_killed_costs_no_score_and_loses_no_incident(sma
         time.sleep(0.2)
     resumed_after = time.monotonic() - before_restart
     after = _incidents(monitoring.address)
+    cost = None
+    while cost is None and time.monotonic() < deadline + 10:  # CPU read from every instance's /metrics each second
+        asyncio.run(closed_loop(router.address, 4, 1.0))
+        text = urllib.request.urlopen(monitoring.metrics_url, timeout=5).read().decode()
+        cost = next((float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                     if line.startswith('scoremesh_cost_per_1000_scores{model="ctr_ensemble"}')), None)
 
     p99 = {name: float(np.percentile(v, 99)) * 1000 for name, v in
            (("baseline", baseline), ("stopped", stopped), ("killed", killed), ("restarted", restarted))}
     print(f"\nmonitoring faults at concurrency 16: Scores OK {base_codes.count('OK')}/{len(base_codes)} before, "
           f"{stopped_codes.count('OK')}/{len(stopped_codes)} stopped, {killed_codes.count('OK')}/{len(killed_codes)} killed, "
           f"{restarted_codes.count('OK')}/{len(restarted_codes)} restarted; p99 ms {', '.join(f'{k} {v:.0f}' for k, v in p99.items())}; "
-          f"ingestion resumed {resumed_after:.1f} s after the restart began")
+          f"ingestion resumed {resumed_after:.1f} s after the restart began; CPU cost per 1,000 Scores {cost}")
     for codes in (base_codes, stopped_codes, killed_codes, restarted_codes):
         assert codes.count("OK") == len(codes)
     assert p99["stopped"] <= 2 * p99["baseline"] + 20 and p99["killed"] <= 2 * p99["baseline"] + 20
     assert _slo(monitoring.address).total_records > 0  # the router found the new instance and reports to it
     assert [(i.rule, i.target, i.first_seen) for i in after if i.rule == "high_error_rate"] == [("high_error_rate", "cvr_ensemble", kept.first_seen)]
+    # 0.04 per CPU-hour and a few ms of CPU per Score: a small positive cost per 1,000 Scores.
+    assert cost is not None and 0 < cost < 0.04

@@ -18,7 +18,7 @@ from services.monitoring.settings import MonitoringSettings
 from services.monitoring.cost import CostTracker
 from services.monitoring.alerts import Alerting, AlertRule, IncidentStore, RuleEvaluator
 from services.monitoring.live import Baselines, LiveSamples
-from services.monitoring.signals import LatencyAnomalies, model_signals
+from services.monitoring.signals import DriftCache, LatencyAnomalies, model_signals
 from services.monitoring.slo import Objective
 from services.monitoring.windows import TelemetryWindows
 
@@ -66,6 +66,7 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
     runtime.add_servicer(monitoring_pb2_grpc.add_MonitoringServicer_to_server, servicer, "scoremesh.v1.Monitoring")
 
     anomalies = LatencyAnomalies()
+    drift_cache = DriftCache(settings.drift_interval_s)
     costs = CostTracker(settings.cpu_price_per_hour, settings.monthly_budget)
     last_cost: list = [0.0, None]  # [when read, CostView]
 
@@ -84,7 +85,7 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
     def round_() -> list:
         read_cost()
         signals = model_signals(windows, objectives, settings.slo_window_scale, settings.alert_window_s, live, baselines,
-                                settings.drift_window_s, anomalies=anomalies)
+                                settings.drift_window_s, anomalies=anomalies, drift_cache=drift_cache)
         view = last_cost[1]
         if view is not None:
             for model, value in view.cost_per_1000_scores.items():

@@ -82,6 +82,10 @@ class MonitoringSettings(MeshSettings):
     drift_window_s: float = Field(default=300.0, gt=0)
     """The window of live samples drift is judged on, for the drift rules."""
 
+    drift_interval_s: float = Field(default=60.0, gt=0)
+    """How often the drift rules' signals are recomputed (KS and PSI over every feature cost
+    tens of CPU-ms; between, the last result stands)."""
+
     cpu_price_per_hour: float = Field(default=0.04, ge=0)
     """Price of one CPU-hour: what cost per 1,000 Scores is computed with."""
 

@@ -25,9 +25,25 @@ class LatencyAnomalies:
         return anomaly.score if anomaly is not None else 0.0
 
 
+class DriftCache:
+    """The drift signals of each model, recomputed at most every `interval_s`."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._entries: dict[str, tuple[float, dict[str, float]]] = {}
+
+    def get(self, model: str, now: float) -> dict[str, float] | None:
+        entry = self._entries.get(model)
+        return entry[1] if entry is not None and now - entry[0] < self.interval_s else None
+
+    def put(self, model: str, now: float, values: dict[str, float]) -> None:
+        self._entries[model] = (now, values)
+
+
 def model_signals(windows: TelemetryWindows, objectives: list[Objective], scale: float, window_s: float,
                   live: LiveSamples | None = None, baselines: Baselines | None = None, drift_window_s: float = 300.0,
-                  now: float | None = None, anomalies: LatencyAnomalies | None = None) -> dict[str, dict[str, float]]:
+                  now: float | None = None, anomalies: LatencyAnomalies | None = None,
+                  drift_cache: DriftCache | None = None) -> dict[str, dict[str, float]]:
     """model -> {error_rate, availability, p50_ms, p99_ms, requests_per_second,
     p99_anomaly_score, slo_burn_fast_<objective>, drifted_features, score_drifted}; a model
     without traffic in the window has no latency or error signals."""
@@ -46,12 +62,16 @@ def model_signals(windows: TelemetryWindows, objectives: list[Objective], scale:
             # A pair fires when both windows burn faster than its factor: the smaller of the two says it.
             values[f"slo_burn_fast_{objective.kind}"] = min(fast.long_burn, fast.short_burn)
         if live is not None and baselines is not None:
-            try:
-                result = judge(live, baselines, model, "", drift_window_s, now)
-            except NotFound:  # no live traffic with a baseline yet
-                pass
-            else:
-                values["drifted_features"] = float(len(result.features.drifted))
-                values["score_drifted"] = float(bool(result.scores.drifted))
+            cached = drift_cache.get(model, now) if drift_cache is not None else None
+            if cached is None:
+                try:
+                    result = judge(live, baselines, model, "", drift_window_s, now)
+                except NotFound:  # no live traffic with a baseline yet
+                    cached = {}
+                else:
+                    cached = {"drifted_features": float(len(result.features.drifted)), "score_drifted": float(bool(result.scores.drifted))}
+                if drift_cache is not None:
+                    drift_cache.put(model, now, cached)
+            values.update(cached)
         signals[model] = values
     return signals

@@ -27,3 +27,12 @@ def test_signals_per_model_with_a_latency_anomaly_after_ten_rounds():
     assert ctr["slo_burn_fast_availability"] == pytest.approx(5.0)  # 5% bad / 1% budget
     assert scores[:11] == [0.0] * 11 and scores[11] == 1.0  # ~59 sigma above 10.5 +- 0.5 ms
     assert "drifted_features" not in ctr  # no baselines given
+
+
+def test_drift_signals_are_recomputed_at_most_every_interval():
+    from services.monitoring.signals import DriftCache
+
+    cache = DriftCache(60.0)
+    assert cache.get("ctr", 0.0) is None
+    cache.put("ctr", 0.0, {"drifted_features": 2.0})
+    assert cache.get("ctr", 59.0) == {"drifted_features": 2.0} and cache.get("ctr", 60.0) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -135,3 +136,18 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+
+@contextlib.contextmanager
+def running(processes: dict[str, ServiceProcess]):
+    """Start the processes in order; stop them in reverse whatever happens, continuing any a
+    fault test left stopped (SIGSTOP) first."""
+    try:
+        for process in processes.values():
+            process.start()
+        yield processes
+    finally:
+        for process in reversed(list(processes.values())):
+            if process.process is not None and process.process.poll() is None:
+                os.kill(process.process.pid, signal.SIGCONT)  # never leave one stopped
+            process.stop()

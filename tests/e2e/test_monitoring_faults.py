@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
-from tests.e2e.mesh_process import ServiceProcess
+from tests.e2e.mesh_process import ServiceProcess, running
 from tests.e2e.test_resilience import closed_loop
 from training.train import ENSEMBLES, TrainOptions, train
 
@@ -37,15 +37,8 @@ def small_mesh(tmp_path_factory):
         "monitoring": ServiceProcess("monitoring", state, MONITORING_ENV),
         "router": ServiceProcess("router", state),
     }
-    try:
-        for process in processes.values():
-            process.start()
+    with running(processes):
         yield processes
-    finally:
-        for process in reversed(list(processes.values())):
-            if process.process is not None and process.process.poll() is None:
-                os.kill(process.process.pid, signal.SIGCONT)  # never leave one stopped
-            process.stop()
 
 
 def _incidents(address: str) -> list:

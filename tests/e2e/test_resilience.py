@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from scoremesh.v1 import router_pb2_grpc
-from tests.e2e.mesh_process import ServiceProcess
+from tests.e2e.mesh_process import ServiceProcess, running
 from tests.e2e.requests import score_request
 from training.train import ENSEMBLES, TrainOptions, train
 
@@ -47,15 +47,8 @@ def mesh(tmp_path_factory):
         "slow": ServiceProcess("inference", state, instance_id="inference-slow"),
         "router": ServiceProcess("router", state, {"SCOREMESH_ROUTING_POLL_S": "0.2"}),
     }
-    try:
-        for process in processes.values():
-            process.start()
+    with running(processes):
         yield processes
-    finally:
-        for process in reversed(list(processes.values())):
-            if process.process is not None and process.process.poll() is None:
-                os.kill(process.process.pid, signal.SIGCONT)  # never leave one stopped
-            process.stop()
 
 
 def picks(router: ServiceProcess) -> dict[str, float]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mesh.tls import PLAINTEXT, Channels
+from mesh.tls import PLAINTEXT, Channels, TlsError, load
 
 
 class HealthProber:
@@ -42,12 +46,6 @@ def probe_main(argv: list[str] | None = None) -> int:
     codes (0 serving, 1 bad arguments, 2 connection failed, 3 RPC failed, 4 not serving), for
     Kubernetes exec probes of a mesh on mTLS (its native gRPC probes cannot present a client
     certificate)."""
-    import argparse
-    import sys
-    from pathlib import Path
-
-    from mesh import tls
-
     parser = argparse.ArgumentParser(prog="python -m mesh.health_probe", description=probe_main.__doc__)
     parser.add_argument("-addr", required=True, help="host:port to check")
     parser.add_argument("-service", default="", help="health entry (\"\" readiness, \"liveness\")")
@@ -62,17 +60,17 @@ def probe_main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit:
         return 1
-    channels = tls.PLAINTEXT
+    channels = PLAINTEXT
     if args.tls:
         if not (args.tls_ca_cert and args.tls_client_cert and args.tls_client_key):
             print("-tls needs -tls-ca-cert, -tls-client-cert and -tls-client-key", file=sys.stderr)
             return 1
         try:
-            material = tls.load(args.tls_ca_cert, args.tls_client_cert, args.tls_client_key, server_name=args.tls_server_name)
-        except tls.TlsError as error:
+            material = load(args.tls_ca_cert, args.tls_client_cert, args.tls_client_key, server_name=args.tls_server_name)
+        except TlsError as error:
             print(error, file=sys.stderr)
             return 1
-        channels = tls.Channels(material)
+        channels = Channels(material)
     with channels.sync(args.addr) as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=args.connect_timeout)

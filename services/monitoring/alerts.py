@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 OPS = ("gt", "lt", "eq", "ne", "pct_increase")
+_INCIDENT_COLUMNS = "rule, target, severity, message, count, first_seen, last_seen, status, resolved_at"
 EQUAL_WITHIN = 0.001
 ACTIVE_S = 3600.0
 
@@ -119,7 +120,7 @@ class IncidentStore:
             else:
                 self._db.execute("UPDATE incidents SET count=count+1, last_seen=?, message=? WHERE id=?", (now, message, row[0]))
                 opened = False
-        return self._get(rule.name, target, "open"), opened
+        return self._latest(rule.name, target), opened
 
     def resolve(self, rule: str, target: str, now: float) -> Incident | None:
         with self._lock, self._db:
@@ -132,25 +133,18 @@ class IncidentStore:
             return set(self._db.execute("SELECT rule, target FROM incidents WHERE status='open'").fetchall())
 
     def list(self, include_resolved: bool = True, limit: int = 1000) -> list[Incident]:
-        query = "SELECT rule, target, severity, message, count, first_seen, last_seen, status, resolved_at FROM incidents"
+        query = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
         if not include_resolved:
             query += " WHERE status='open'"
         with self._lock:
             rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [Incident(*row) for row in rows]
 
-    def _get(self, rule: str, target: str, status: str) -> Incident:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT rule, target, severity, message, count, first_seen, last_seen, status, resolved_at FROM incidents"
-                " WHERE rule=? AND target=? AND status=? ORDER BY id DESC LIMIT 1", (rule, target, status)).fetchone()
-        return Incident(*row)
-
     def _latest(self, rule: str, target: str) -> Incident:
+        """The newest incident of (rule, target): the open one when there is one."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT rule, target, severity, message, count, first_seen, last_seen, status, resolved_at FROM incidents"
-                " WHERE rule=? AND target=? ORDER BY id DESC LIMIT 1", (rule, target)).fetchone()
+            row = self._db.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE rule=? AND target=? ORDER BY id DESC LIMIT 1",
+                                   (rule, target)).fetchone()
         return Incident(*row)
 
     def close(self) -> None:
@@ -172,7 +166,7 @@ class Alerting:
         fired = self.evaluator.firing(signals, now)
         still = set()
         for rule, target, value in fired:
-            incident, opened = self.store.record(rule, target, value, now)
+            incident, _ = self.store.record(rule, target, value, now)
             still.add((rule.name, target))
             changed.append(incident)
         for rule_name, target in self.store.open_keys() - still:

@@ -67,17 +67,14 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
 
     anomalies = LatencyAnomalies()
     drift_cache = DriftCache(settings.drift_interval_s)
-    costs = CostTracker(settings.cpu_price_per_hour, settings.monthly_budget)
-    last_cost: list = [0.0, None]  # [when read, CostView]
+    costs = CostTracker(settings.cpu_price_per_hour, settings.monthly_budget, settings.cost_interval_s)
 
     def read_cost() -> None:
         now = time.time()
-        if now - last_cost[0] < settings.cost_interval_s:
+        if not costs.due(now):
             return
-        last_cost[0] = now
         view = costs.update(now, cpu_totals(runtime.registry.list_all()), *servicer.take_usage())
         if view is not None:
-            last_cost[1] = view
             COST_MONTHLY.set(view.projected_monthly)
             for model, value in view.cost_per_1000_scores.items():
                 COST_PER_1000.labels(model).set(value)
@@ -86,7 +83,7 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
         read_cost()
         signals = model_signals(windows, objectives, settings.slo_window_scale, settings.alert_window_s, live, baselines,
                                 settings.drift_window_s, anomalies=anomalies, drift_cache=drift_cache)
-        view = last_cost[1]
+        view = costs.view
         if view is not None:
             for model, value in view.cost_per_1000_scores.items():
                 signals.setdefault(model, {})["cost_per_1000_scores"] = value

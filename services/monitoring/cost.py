@@ -29,10 +29,17 @@ class CostView:
 
 
 class CostTracker:
-    def __init__(self, cpu_price_per_hour: float, monthly_budget: float = 0.0) -> None:
+    def __init__(self, cpu_price_per_hour: float, monthly_budget: float = 0.0, interval_s: float = 0.0) -> None:
         self.cpu_price_per_hour = cpu_price_per_hour
         self.monthly_budget = monthly_budget
+        self.interval_s = interval_s
+        self.view: CostView | None = None
+        """The newest view; it stands until the next reading."""
         self._last: tuple[float, dict[tuple[str, str], float]] | None = None
+
+    def due(self, now: float) -> bool:
+        """Is a new reading due (`interval_s` since the last one)?"""
+        return self._last is None or now - self._last[0] >= self.interval_s
 
     def update(self, now: float, cpu_totals: dict[tuple[str, str], float], scores: dict[str, int],
                candidates: dict[str, int]) -> CostView | None:
@@ -46,8 +53,9 @@ class CostTracker:
         used: dict[str, float] = {}
         for key, total in cpu_totals.items():
             before = last[1].get(key)
-            delta = total - before if before is not None and total >= before else (total if before is not None else 0.0)
-            used[key[0]] = used.get(key[0], 0.0) + delta  # a new instance counts from its next reading
+            if before is None:
+                continue  # a new instance counts from its next reading
+            used[key[0]] = used.get(key[0], 0.0) + (total - before if total >= before else total)
         price = self.cpu_price_per_hour / 3600.0
         cost = sum(used.values()) * price
         total_scores, total_rows = sum(scores.values()), sum(candidates.values())
@@ -61,4 +69,5 @@ class CostTracker:
             per_model[model] = model_cost / n * 1000.0
         projected = cost / interval * SECONDS_PER_MONTH
         budget_used = projected / self.monthly_budget if self.monthly_budget > 0 else None
-        return CostView(interval, used, cost, per_model, projected, budget_used)
+        self.view = CostView(interval, used, cost, per_model, projected, budget_used)
+        return self.view

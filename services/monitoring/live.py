@@ -13,6 +13,7 @@ import numpy as np
 import yaml
 
 from domain.errors import NotFound
+from domain.features.schema import SchemaError
 from domain.features.schema_store import SchemaStore
 from domain.models.baseline import Baseline, read_baseline
 from domain.models.repository import CONFIG_FILE
@@ -81,7 +82,7 @@ class Baselines:
             schema = config.get("feature_schema") or {}
             try:
                 names = self.schemas.load(schema.get("name", "ads"), str(schema.get("version", ""))).column_names
-            except Exception:  # a schema gone from disk: columns by position still say which one drifted
+            except SchemaError:  # a schema gone from disk: columns by position still say which one drifted
                 names = [f"column {j}" for j in range(baseline.features.shape[1])]
             self._cache[key] = Reference(baseline, names)
         return self._cache[key]

@@ -31,8 +31,13 @@ class RecoveryServicer(recovery_pb2_grpc.RecoveryServicer):
         queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
         loop = asyncio.get_running_loop()
 
+        def put(entry) -> None:  # a slow watcher loses the oldest entries, never blocks the audit
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(entry)
+
         def hear(entry) -> None:  # may run on another thread (the audit log's writer)
-            loop.call_soon_threadsafe(lambda: queue.full() or queue.put_nowait(entry))
+            loop.call_soon_threadsafe(put, entry)
 
         self.recoverer.audit.listeners.append(hear)
         try:

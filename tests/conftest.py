@@ -65,10 +65,3 @@ def store(request, tmp_path):
         backend.client.flushdb()
     yield backend
     backend.close()
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked `quiet` compare latencies measured a few seconds apart: they run first, before
-    the session-wide mesh of tests/e2e starts, whose idle processes (health, alert rounds, drift,
-    cost scrapes) would land in one measurement and not the other. Otherwise the order stays."""
-    items.sort(key=lambda item: item.get_closest_marker("quiet") is None)

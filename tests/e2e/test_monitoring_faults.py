@@ -22,7 +22,7 @@ from tests.e2e.mesh_process import ServiceProcess, running
 from tests.e2e.test_resilience import closed_loop
 from training.train import ENSEMBLES, TrainOptions, train
 
-pytestmark = [pytest.mark.mesh, pytest.mark.quiet]
+pytestmark = pytest.mark.mesh
 MONITORING_ENV = {"SCOREMESH_ALERT_INTERVAL_S": "0.3", "SCOREMESH_ALERT_WINDOW_S": "30", "SCOREMESH_COST_INTERVAL_S": "1"}
 
 

@@ -27,7 +27,7 @@ from tests.e2e.mesh_process import ServiceProcess, running
 from tests.e2e.requests import score_request
 from training.train import ENSEMBLES, TrainOptions, train
 
-pytestmark = [pytest.mark.mesh, pytest.mark.quiet]
+pytestmark = pytest.mark.mesh
 
 ROUTING = """
 default_route: search

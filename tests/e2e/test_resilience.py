@@ -145,17 +145,26 @@ def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_
     capacity = 60.0  # Scores per second the route admits (well within what this machine serves)
     (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": capacity, "burst": 4})
     time.sleep(1.0)  # the router reloads its routing within its poll interval
-    unloaded, _, unloaded_codes = asyncio.run(open_loop(router.address, capacity * 0.8, 4.0))
-    unloaded_p99 = float(np.percentile(unloaded, 99))
+    # Unloaded and overloaded phases alternate, and each condition's p99 is the median over its
+    # rounds: on a shared 2-core machine one background burst (another mesh's periodic work, a
+    # GC) lands in one phase only, and a single comparison would measure that burst, not the router.
+    unloaded_p99s, admitted_p99s, refused_p99s, unloaded_codes, codes = [], [], [], [], []
     rss_before = _rss_kb(router.process.pid)
-    admitted, refused, codes = asyncio.run(open_loop(router.address, capacity * 3, 6.0))
-    admitted_p99 = float(np.percentile(admitted, 99))
-    refused_p99 = float(np.percentile(refused, 99)) if refused else 0.0
-    asyncio.run(open_loop(router.address, capacity * 3, 4.0))  # more of the same: memory must not grow with it
-    rss_after = _rss_kb(router.process.pid)
+    for _ in range(5):
+        time.sleep(0.5)  # the bucket refills (burst / rate = 67 ms) before traffic below the rate
+        unloaded, _, some_codes = asyncio.run(open_loop(router.address, capacity * 0.8, 2.5))
+        unloaded_p99s.append(float(np.percentile(unloaded, 99)))
+        unloaded_codes += some_codes
+        admitted, refused, some_codes = asyncio.run(open_loop(router.address, capacity * 3, 2.5))
+        admitted_p99s.append(float(np.percentile(admitted, 99)))
+        refused_p99s.append(float(np.percentile(refused, 99)) if refused else 0.0)
+        codes += some_codes
+    rss_after = _rss_kb(router.process.pid)  # after 7.5 s more at 3x than the first round: memory must not grow with it
     (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": 0, "burst": 0})
+    unloaded_p99, admitted_p99, refused_p99 = (float(np.median(values)) for values in (unloaded_p99s, admitted_p99s, refused_p99s))
     print(f"\noverload: offered {capacity * 3:.0f}/s to a route admitting {capacity:.0f}/s: {codes.count('OK')} admitted "
-          f"(p99 {admitted_p99 * 1000:.1f} ms vs unloaded p99 {unloaded_p99 * 1000:.1f} ms), "
+          f"(p99 {admitted_p99 * 1000:.1f} ms vs unloaded p99 {unloaded_p99 * 1000:.1f} ms, medians of 5 alternating rounds: "
+          f"{[round(v * 1000, 1) for v in admitted_p99s]} vs {[round(v * 1000, 1) for v in unloaded_p99s]}), "
           f"{codes.count('RESOURCE_EXHAUSTED')} refused (p99 {refused_p99 * 1000:.1f} ms), router RSS {rss_before} -> {rss_after} kB")
     assert unloaded_codes.count("OK") == len(unloaded_codes), Counter(unloaded_codes)  # below the rate, within the burst: all admitted
     assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > len(codes) / 2

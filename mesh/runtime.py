@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from mesh.client import ServiceClient, policy_from
 from mesh.config import ConfigError, MeshSettings
 from mesh.discovery import Instance, Registry, open_registry
+from mesh.gc_pauses import freeze_startup_objects, thaw
 from mesh.handlers import WrappingRegistrar
 from mesh.logs import configure_logging
 from mesh.telemetry import Tracing
@@ -293,7 +294,11 @@ def service_main(service: Service, argv: list[str] | None = None) -> None:
     async def main() -> None:
         runtime = ServiceRuntime(settings, service.name, args.instance_id, args.worker)
         ready = await service.setup(runtime, settings)
-        await runtime.serve(ready)
+        freeze_startup_objects()  # models, imports and clients are built: keep them out of later collections
+        try:
+            await runtime.serve(ready)
+        finally:
+            thaw()
 
     run_event_loop(main())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -151,3 +152,16 @@ def running(processes: dict[str, ServiceProcess]):
             if process.process is not None and process.process.poll() is None:
                 os.kill(process.process.pid, signal.SIGCONT)  # never leave one stopped
             process.stop()
+
+
+@contextlib.contextmanager
+def collector_frozen():
+    """This test process is the load generator, and its heap (torch, training, hypothesis) is
+    large: a full garbage collection in it stalls every call in flight for ~200 ms, which a
+    latency comparison would charge to the mesh. Freeze what exists while measuring."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -132,3 +132,22 @@ def repository_index_to_proto(entries: list[RepositoryEntry]) -> pb.RepositoryIn
     for entry in entries:
         response.models.add(name=entry.name, version=entry.version, state=entry.state, reason=entry.reason)
     return response
+
+
+UNLOAD_PARAMETERS = ("version", "reason")
+
+
+def unload_request_from_proto(request: pb.RepositoryModelUnloadRequest) -> tuple[str, str, str]:
+    """(model name, version or "", reason): the `version` and `reason` string parameters say
+    which one version to hold back, and why (shown in the repository index)."""
+    found = {}
+    for key, value in request.parameters.items():
+        if key not in UNLOAD_PARAMETERS:
+            raise InvalidArgument(f"parameters[{quote(key, 20)}]: unknown (known: {', '.join(UNLOAD_PARAMETERS)})")
+        if value.WhichOneof("parameter_choice") != "string_param":
+            raise InvalidArgument(f"parameters[{key!r}]: must be a string_param")
+        found[key] = value.string_param
+    version = found.get("version", "")
+    if version and not version.isdigit():
+        raise InvalidArgument(f"parameters['version']: must be a version number (got {quote(version, 20)})")
+    return request.model_name, version, found.get("reason", "")[:200]

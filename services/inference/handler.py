@@ -209,8 +209,13 @@ class InferenceHandler:
             raise InvalidArgument("model_name: required")
         await self.manager.load(name)
 
-    async def unload(self, name: str, authorization: str) -> None:
+    async def unload(self, name: str, authorization: str, version: str = "", reason: str = "") -> None:
+        """Every version of the model, or with `version` only that one, held back until the
+        model is loaded again (a rollback)."""
         self.authorize(authorization)
         if not name:
             raise InvalidArgument("model_name: required")
-        await self.manager.unload(name)
+        if version:
+            await self.manager.hold_back(name, version, reason)
+        else:
+            await self.manager.unload(name)

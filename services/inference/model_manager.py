@@ -88,6 +88,9 @@ class ModelManager:
         self.states: dict[tuple[str, str], VersionState] = {}
         self.schemas = SchemaStore(self.feature_dir)
         self.unloaded: set[str] = set()  # unloaded by request: stays so until loaded again
+        # Versions held back by request (a rollback): not served, whatever the poller sees, until
+        # the model is loaded again by request. (name, version) -> why.
+        self.held: dict[tuple[str, str], str] = {}
         self._all_loaded = False
         self._lock = asyncio.Lock()
 
@@ -137,7 +140,8 @@ class ModelManager:
             repository = await asyncio.to_thread(scan, self.repository)
             names = [only] if only else sorted(set(repository) | set(self.served))
             for name in names:
-                available = [p.name for p in repository.get(name, [])]
+                folders = [p.name for p in repository.get(name, [])]
+                available = [v for v in folders if (name, v) not in self.held]
                 paths = {p.name: p for p in repository.get(name, [])}
                 policy = self.policies.get(name, self.default_policy)
                 current = self.served.setdefault(name, {})
@@ -162,8 +166,12 @@ class ModelManager:
                         log.info("serving %s v%s", name, version)
                 for version in [v for v in current if v not in wanted]:
                     await self._unload(name, version)
-                for key in [k for k in self.states if k[0] == name and k[1] not in available and k[1] not in current]:
+                for key in [k for k in self.states if k[0] == name and k[1] not in folders and k[1] not in current]:
                     del self.states[key]  # the folder is gone: forget its state
+                    self.held.pop(key, None)
+                for key, why in self.held.items():
+                    if key[0] == name:
+                        self.states[key] = VersionState(UNAVAILABLE, f"held back: {why}")
                 if not current:
                     self.served.pop(name, None)
             return problems
@@ -182,6 +190,7 @@ class ModelManager:
         self.unloaded.discard(name)
         for key in [k for k in self.states if k[0] == name and self.states[k].state == UNAVAILABLE]:
             del self.states[key]
+            self.held.pop(key, None)
         problems = await self.sync(only=name)
         if name not in self.served:
             raise FailedPrecondition(f"model {quote(name)} could not be loaded: {'; '.join(problems)}")
@@ -197,6 +206,16 @@ class ModelManager:
             # Keep it unloaded until an explicit load, even if the poller sees its folder.
             self.unloaded.add(name)
 
+    async def hold_back(self, name: str, version: str, reason: str) -> None:
+        """RepositoryModelUnload of one version (a rollback): stop serving it, after draining,
+        and keep it out until the model is loaded again by request; the version policy then
+        serves the versions before it."""
+        folders = [p.name for p in (await asyncio.to_thread(scan, self.repository)).get(name, [])]
+        if version not in folders and version not in self.served.get(name, {}):
+            raise NotFound(f"parameters['version']: model {quote(name)} has no version {quote(version)}")
+        self.held[(name, version)] = reason or "unloaded by request"
+        await self.sync(only=name)
+
     async def unload_all(self) -> None:
         for name in list(self.served):
             for version in list(self.served[name]):
@@ -211,7 +230,9 @@ class ModelManager:
     async def refresh(self) -> list[str]:
         """`sync`, then note whether every model of the repository is serving."""
         problems = await self.sync()
-        names = set(await asyncio.to_thread(scan, self.repository)) - self.unloaded
+        repository = await asyncio.to_thread(scan, self.repository)
+        # A model unloaded by request, or with every version held back, is not missing.
+        names = {name for name, paths in repository.items() if any((name, p.name) not in self.held for p in paths)} - self.unloaded
         self._all_loaded = names <= set(self.served)
         return problems
 

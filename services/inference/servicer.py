@@ -50,5 +50,6 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(self, request, context):
-        await self.handler.unload(request.model_name, header(context, "authorization"))
+        name, version, reason = converters.unload_request_from_proto(request)
+        await self.handler.unload(name, header(context, "authorization"), version, reason)
         return pb.RepositoryModelUnloadResponse()

@@ -101,3 +101,20 @@ def test_malformed_inputs_name_the_tensor(build, message):
         converters.infer_request_from_proto(request, None)
     assert message in raised.value.message
     assert len(raised.value.message) < 300
+
+
+def test_unload_parameters_name_one_version_and_why_and_refuse_anything_else():
+    request = pb.RepositoryModelUnloadRequest(model_name="ctr_ensemble")
+    assert converters.unload_request_from_proto(request) == ("ctr_ensemble", "", "")
+    request.parameters["version"].string_param = "12"
+    request.parameters["reason"].string_param = "x" * 500
+    assert converters.unload_request_from_proto(request) == ("ctr_ensemble", "12", "x" * 200)
+    for key, setter, message in (
+        ("version", lambda p: setattr(p, "string_param", "v2"), "parameters\\['version'\\]: must be a version number \\(got 'v2'\\)"),
+        ("version", lambda p: setattr(p, "int64_param", 2), "parameters\\['version'\\]: must be a string_param"),
+        ("unload_dependents", lambda p: setattr(p, "bool_param", True), "parameters\\['unload_dependents'\\]: unknown"),
+    ):
+        bad = pb.RepositoryModelUnloadRequest(model_name="ctr_ensemble")
+        setter(bad.parameters[key])
+        with pytest.raises(InvalidArgument, match=message):
+            converters.unload_request_from_proto(bad)

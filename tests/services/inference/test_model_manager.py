@@ -99,6 +99,35 @@ def test_specific_versions_policy(tmp_path, feature_dir, dim):
     assert run(scenario()) == ["1", "3"]
 
 
+def test_a_version_held_back_stays_out_until_the_model_is_loaded_again(tmp_path, feature_dir, dim):
+    for version, bias in ((1, 0.0), (2, 1.0)):
+        write(tmp_path / "repo", dim, version, bias=bias)
+
+    async def scenario():
+        manager = ModelManager(tmp_path / "repo", feature_dir, default_policy=VersionPolicy(latest=1))
+        await manager.refresh()
+        before = manager.get("toy").version
+        await manager.hold_back("toy", "2", "rolled back by recovery: version_slow")
+        await manager.refresh()  # the poller sees folder 2 and must not serve it again
+        after, ready, index = manager.get("toy").version, manager.ready, manager.index()
+        with pytest.raises(Unavailable, match="held back: rolled back by recovery"):
+            manager.get("toy", "2")
+        with pytest.raises(NotFound, match="parameters\\['version'\\]: model 'toy' has no version '7'"):
+            await manager.hold_back("toy", "7", "")
+        await manager.hold_back("toy", "1", "")  # every version held: not ready-breaking, nothing served
+        all_held_ready = (await manager.refresh(), manager.ready, "toy" in manager.served)
+        await manager.load("toy")  # an explicit load lifts the holds
+        lifted = manager.get("toy").version
+        await manager.unload_all()
+        return before, after, ready, index, all_held_ready, lifted
+
+    before, after, ready, index, all_held_ready, lifted = run(scenario())
+    assert (before, after, ready) == ("2", "1", True)
+    assert index == [("toy", "1", "READY", ""), ("toy", "2", "UNAVAILABLE", "held back: rolled back by recovery: version_slow")]
+    assert all_held_ready == ([], False, False)
+    assert lifted == "2"
+
+
 def test_unload_drains_in_flight_requests_and_load_brings_it_back(tmp_path, feature_dir, dim):
     write(tmp_path / "repo", dim, 1)
 

@@ -196,6 +196,22 @@ def test_a_new_version_is_served_without_a_restart(stub, server, features):
     assert (newest.model_version, pinned.model_version) == ("2", "1")
     np.testing.assert_array_equal(decode(newest)["score"], decode(pinned)["score"])  # same weights
 
+    # A rollback: version 2 alone is held back (drained, unloaded, kept out by the poller) until
+    # the model is loaded again; the newest serving version is 1 meanwhile.
+    admin = [("authorization", f"Bearer {TOKEN}")]
+    rollback = pb.RepositoryModelUnloadRequest(model_name="ctr_ensemble")
+    rollback.parameters["version"].string_param = "2"
+    rollback.parameters["reason"].string_param = "rolled back by recovery"
+    assert _error(stub.RepositoryModelUnload, rollback).code() == grpc.StatusCode.UNAUTHENTICATED
+    stub.RepositoryModelUnload(rollback, timeout=10, metadata=admin)
+    time.sleep(1.0)  # a few repository polls
+    assert not stub.ModelReady(pb.ModelReadyRequest(name="ctr_ensemble", version="2"), timeout=10).ready
+    assert stub.ModelInfer(infer_request(features), timeout=10).model_version == "1"
+    index = {(m.name, m.version): (m.state, m.reason) for m in stub.RepositoryIndex(pb.RepositoryIndexRequest(), timeout=10).models}
+    assert index[("ctr_ensemble", "2")] == ("UNAVAILABLE", "held back: rolled back by recovery")
+    stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="ctr_ensemble"), timeout=30, metadata=admin)
+    assert stub.ModelInfer(infer_request(features), timeout=10).model_version == "2"
+
 
 def test_prometheus_metrics_per_model_and_version(server, stub, features):
     stub.ModelInfer(infer_request(features, version="1"), timeout=10)

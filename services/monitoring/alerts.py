@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 OPS = ("gt", "lt", "eq", "ne", "pct_increase")
-_INCIDENT_COLUMNS = "rule, target, severity, message, count, first_seen, last_seen, status, resolved_at"
+_INCIDENT_COLUMNS = "rule, target, severity, message, count, first_seen, last_seen, status, resolved_at, signal, value"
 EQUAL_WITHIN = 0.001
 ACTIVE_S = 3600.0
 
@@ -49,6 +49,10 @@ class Incident:
     last_seen: float
     status: Literal["open", "resolved"]
     resolved_at: float = 0.0
+    signal: str = ""
+    """What the rule reads (error_rate, version_latency_ratio, ...): what a recovery policy classifies."""
+    value: float = 0.0
+    """The signal's value at the last evaluation that found the rule firing."""
 
     def active(self, now: float) -> bool:
         return self.status == "open" and now - self.last_seen <= ACTIVE_S
@@ -106,6 +110,10 @@ class IncidentStore:
                 " count INTEGER, first_seen REAL, last_seen REAL, status TEXT, resolved_at REAL)"
             )
             self._db.execute("CREATE INDEX IF NOT EXISTS open_incidents ON incidents (rule, target, status)")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(incidents)")}
+            for column, kind in (("signal", "TEXT DEFAULT ''"), ("value", "REAL DEFAULT 0")):
+                if column not in columns:  # a store written before these columns existed
+                    self._db.execute(f"ALTER TABLE incidents ADD COLUMN {column} {kind}")
 
     def record(self, rule: AlertRule, target: str, value: float, now: float) -> tuple[Incident, bool]:
         """Open an incident or count one more occurrence; (incident, newly opened)."""
@@ -114,11 +122,11 @@ class IncidentStore:
             row = self._db.execute("SELECT id FROM incidents WHERE rule=? AND target=? AND status='open'", (rule.name, target)).fetchone()
             if row is None:
                 self._db.execute(
-                    "INSERT INTO incidents (rule, target, severity, message, count, first_seen, last_seen, status, resolved_at)"
-                    " VALUES (?, ?, ?, ?, 1, ?, ?, 'open', 0)", (rule.name, target, rule.severity, message, now, now))
+                    "INSERT INTO incidents (rule, target, severity, message, count, first_seen, last_seen, status, resolved_at, signal, value)"
+                    " VALUES (?, ?, ?, ?, 1, ?, ?, 'open', 0, ?, ?)", (rule.name, target, rule.severity, message, now, now, rule.signal, value))
                 opened = True
             else:
-                self._db.execute("UPDATE incidents SET count=count+1, last_seen=?, message=? WHERE id=?", (now, message, row[0]))
+                self._db.execute("UPDATE incidents SET count=count+1, last_seen=?, message=?, value=? WHERE id=?", (now, message, value, row[0]))
                 opened = False
         return self._latest(rule.name, target), opened
 

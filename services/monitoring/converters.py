@@ -126,6 +126,7 @@ def incident_to_proto(incident: Incident) -> monitoring_pb2.Incident:
     return monitoring_pb2.Incident(
         rule=incident.rule, target=incident.target, severity=incident.severity, message=incident.message, count=incident.count,
         first_seen=incident.first_seen, last_seen=incident.last_seen, status=incident.status, resolved_at=incident.resolved_at,
+        signal=incident.signal, value=incident.value,
     )
 
 

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mesh.config import MeshSettings
 
 SIGNALS = ("error_rate", "availability", "p50_ms", "p99_ms", "requests_per_second", "p99_anomaly_score", "slo_burn_fast_availability",
-           "slo_burn_fast_latency", "drifted_features", "score_drifted", "cost_per_1000_scores", "budget_used")
+           "slo_burn_fast_latency", "drifted_features", "score_drifted", "cost_per_1000_scores", "budget_used",
+           "version_error_rate", "version_error_excess", "version_latency_ratio")
 
 
 class AlertRuleConfig(BaseModel):
@@ -22,7 +23,7 @@ class AlertRuleConfig(BaseModel):
     threshold: float
     severity: Literal["low", "medium", "high", "critical"] = "high"
     target: str = "*"
-    """A model name, or * for every model."""
+    """A model name (`model:version` for the version_* signals), or * for every one."""
     window_s: float = Field(default=300.0, gt=0)
     """pct_increase: compared with the value this long ago."""
     message: str | None = None
@@ -37,6 +38,10 @@ DEFAULT_RULES = [
     AlertRuleConfig(name="latency_anomaly", signal="p99_anomaly_score", op="gt", threshold=0.7, severity="high"),
     AlertRuleConfig(name="feature_drift", signal="drifted_features", op="gt", threshold=0.0, severity="medium"),
     AlertRuleConfig(name="score_drift", signal="score_drifted", op="gt", threshold=0.0, severity="medium"),
+    # A model version against the busiest other version of its model (target `model:version`):
+    # recovery rolls such a version back.
+    AlertRuleConfig(name="version_errors", signal="version_error_excess", op="gt", threshold=0.05, severity="critical"),
+    AlertRuleConfig(name="version_slow", signal="version_latency_ratio", op="gt", threshold=3.0, severity="critical"),
     # The month the current spend projects, against monthly_budget (target "mesh"; only with a budget).
     AlertRuleConfig(name="budget_70", signal="budget_used", op="gt", threshold=0.70, severity="medium", target="mesh"),
     AlertRuleConfig(name="budget_80", signal="budget_used", op="gt", threshold=0.80, severity="high", target="mesh"),

@@ -75,3 +75,40 @@ def model_signals(windows: TelemetryWindows, objectives: list[Objective], scale:
             values.update(cached)
         signals[model] = values
     return signals
+
+
+VERSION_MIN_REQUESTS = 20
+"""Requests a version, and the version it is compared with, need in the window before they are
+compared (fewer make a p99 of noise)."""
+
+
+def version_target(model: str, version: str) -> str:
+    """The alert target of one model version: `model:version` (recovery parses it back)."""
+    return f"{model}:{version}"
+
+
+def version_signals(windows: TelemetryWindows, window_s: float, now: float | None = None,
+                    min_requests: int = VERSION_MIN_REQUESTS) -> dict[str, dict[str, float]]:
+    """`model:version` -> {version_error_rate, version_error_excess, version_latency_ratio}:
+    each version with traffic against the busiest other version of its model (the one in
+    production, or the canary's baseline), as canary analysis compares them (Argo Rollouts,
+    Flagger). A model with a single version in the window has none."""
+    now = time.time() if now is None else now
+    views: dict[str, dict[str, object]] = {}
+    for model, version in windows.buckets:
+        view = windows.view(window_s, model, version, now=now)
+        if view.requests >= min_requests:
+            views.setdefault(model, {})[version] = view
+    signals: dict[str, dict[str, float]] = {}
+    for model, by_version in views.items():
+        for version, view in by_version.items():
+            others = [v for name, v in by_version.items() if name != version]
+            if not others:
+                continue
+            reference = max(others, key=lambda v: v.requests)
+            signals[version_target(model, version)] = {
+                "version_error_rate": view.error_rate,
+                "version_error_excess": view.error_rate - reference.error_rate,
+                "version_latency_ratio": view.p99_ms / max(reference.p99_ms, 1e-3),
+            }
+    return signals

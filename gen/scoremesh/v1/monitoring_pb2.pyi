@@ -155,7 +155,7 @@ class GetDriftResponse(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., samples: _Optional[int] = ..., judged: _Optional[bool] = ..., features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., scores: _Optional[_Union[FeatureDrift, _Mapping]] = ..., drifted: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Incident(_message.Message):
-    __slots__ = ("rule", "target", "severity", "message", "count", "first_seen", "last_seen", "status", "resolved_at")
+    __slots__ = ("rule", "target", "severity", "message", "count", "first_seen", "last_seen", "status", "resolved_at", "signal", "value")
     RULE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +165,8 @@ class Incident(_message.Message):
     LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     rule: str
     target: str
     severity: str
@@ -174,7 +176,9 @@ class Incident(_message.Message):
     last_seen: float
     status: str
     resolved_at: float
-    def __init__(self, rule: _Optional[str] = ..., target: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ..., count: _Optional[int] = ..., first_seen: _Optional[float] = ..., last_seen: _Optional[float] = ..., status: _Optional[str] = ..., resolved_at: _Optional[float] = ...) -> None: ...
+    signal: str
+    value: float
+    def __init__(self, rule: _Optional[str] = ..., target: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ..., count: _Optional[int] = ..., first_seen: _Optional[float] = ..., last_seen: _Optional[float] = ..., status: _Optional[str] = ..., resolved_at: _Optional[float] = ..., signal: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class WatchAlertsRequest(_message.Message):
     __slots__ = ()

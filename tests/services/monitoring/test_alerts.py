@@ -1,6 +1,8 @@
 """Alert rules and incidents: every operator, deduplication, resolution, and persistence across a
 restart (a new store on the same SQLite file)."""
 
+import sqlite3
+
 import pytest
 
 from services.monitoring.alerts import Alerting, AlertRule, IncidentStore, RuleEvaluator
@@ -44,6 +46,7 @@ def test_incidents_are_deduplicated_resolved_and_survive_a_restart(tmp_path):
     clock.now += 10
     (again,) = alerting.evaluate({"ctr": {"error_rate": 0.25}})
     assert (again.count, again.first_seen, again.last_seen) == (2, 1000.0, 1010.0) and again.active(clock.now)
+    assert (again.signal, again.value) == ("error_rate", 0.25)  # what recovery classifies
     alerting.store.close()
 
     clock.now += 10
@@ -56,3 +59,18 @@ def test_incidents_are_deduplicated_resolved_and_survive_a_restart(tmp_path):
     assert reopened.count == 1 and reopened.status == "open"  # a new incident, the old one stays resolved
     assert [i.status for i in restarted.store.list()] == ["open", "resolved"]
     assert not reopened.active(clock.now + 3601)
+
+
+def test_a_store_written_before_signal_and_value_existed_is_migrated_in_place(tmp_path):
+    path = tmp_path / "monitoring.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE incidents (id INTEGER PRIMARY KEY, rule TEXT, target TEXT, severity TEXT, message TEXT,"
+                " count INTEGER, first_seen REAL, last_seen REAL, status TEXT, resolved_at REAL)")
+    old.execute("INSERT INTO incidents VALUES (1, 'errors', 'ctr', 'critical', 'm', 3, 1.0, 2.0, 'open', 0)")
+    old.commit()
+    old.close()
+    store = IncidentStore(path)
+    assert [(i.rule, i.count, i.signal, i.value) for i in store.list()] == [("errors", 3, "", 0.0)]
+    incident, opened = store.record(ERRORS, "ctr", 0.4, 5.0)
+    assert (opened, incident.count, incident.signal, incident.value) == (False, 4, "", 0.4)
+    store.close()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from services.monitoring.signals import LatencyAnomalies, model_signals
+from services.monitoring.signals import LatencyAnomalies, model_signals, version_signals
 from services.monitoring.slo import Objective
 from services.monitoring.windows import Record, TelemetryWindows
 
@@ -36,3 +36,21 @@ def test_drift_signals_are_recomputed_at_most_every_interval():
     assert cache.get("ctr", 0.0) is None
     cache.put("ctr", 0.0, {"drifted_features": 2.0})
     assert cache.get("ctr", 59.0) == {"drifted_features": 2.0} and cache.get("ctr", 60.0) is None
+
+
+def test_each_version_is_compared_with_the_busiest_other_version_of_its_model():
+    windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
+    for i in range(100):  # production: 10 ms, 1 error in 100
+        windows.add(Record("ctr", "INTERNAL" if i == 0 else "OK", 10.0, NOW - 2, model_version="1"))
+    for i in range(30):  # the new version: 10x slower, 3 errors in 30
+        windows.add(Record("ctr", "INTERNAL" if i < 3 else "OK", 100.0, NOW - 1, model_version="2"))
+    for i in range(19):  # too little traffic to judge
+        windows.add(Record("ctr", "INTERNAL", 500.0, NOW - 1, model_version="3"))
+    for i in range(50):  # a model with one version: nothing to compare with
+        windows.add(Record("cvr", "OK", 10.0, NOW - 1, model_version="1"))
+    signals = version_signals(windows, 10.0, now=NOW)
+    assert set(signals) == {"ctr:1", "ctr:2"}
+    new, production = signals["ctr:2"], signals["ctr:1"]
+    assert new["version_error_rate"] == pytest.approx(0.1) and new["version_error_excess"] == pytest.approx(0.09)
+    assert new["version_latency_ratio"] == pytest.approx(10.0, rel=0.03)  # DDSketch: 1% relative accuracy each
+    assert production["version_latency_ratio"] == pytest.approx(0.1, rel=0.03) and production["version_error_excess"] < 0

@@ -40,7 +40,7 @@ def records_from_proto(batch: monitoring_pb2.ReportRequest) -> list[Record]:
             raise InvalidArgument(f"records[{i}].model_version: at most {MAX_NAME_LENGTH} characters (got {quote(r.model_version)})")
         if r.candidates < 0:
             raise InvalidArgument(f"records[{i}].candidates: must be >= 0 (got {r.candidates})")
-        records.append(Record(r.model_name, status, r.latency_ms, r.timestamp, r.model_version, r.candidates))
+        records.append(Record(r.model_name, status, r.latency_ms, r.timestamp, r.model_version, r.candidates, r.inference_ms))
     return records
 
 

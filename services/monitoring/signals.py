@@ -89,7 +89,8 @@ def version_target(model: str, version: str) -> str:
 
 def version_signals(windows: TelemetryWindows, window_s: float, now: float | None = None,
                     min_requests: int = VERSION_MIN_REQUESTS) -> dict[str, dict[str, float]]:
-    """`model:version` -> {version_error_rate, version_error_excess, version_latency_ratio}:
+    """`model:version` -> {version_error_rate, version_error_excess, version_latency_ratio (of
+    p99s, the inference hop's when known)}:
     each version with traffic against the busiest other version of its model (the one in
     production, or the canary's baseline), as canary analysis compares them (Argo Rollouts,
     Flagger). A model with a single version in the window has none."""
@@ -106,9 +107,13 @@ def version_signals(windows: TelemetryWindows, window_s: float, now: float | Non
             if not others:
                 continue
             reference = max(others, key=lambda v: v.requests)
+            # The model's own hop when both know it (what a version changes; the rest of a Score
+            # is features and the router), else the whole Score.
+            hop = view.inference_p99_ms > 0 and reference.inference_p99_ms > 0
+            latency, reference_latency = (view.inference_p99_ms, reference.inference_p99_ms) if hop else (view.p99_ms, reference.p99_ms)
             signals[version_target(model, version)] = {
                 "version_error_rate": view.error_rate,
                 "version_error_excess": view.error_rate - reference.error_rate,
-                "version_latency_ratio": view.p99_ms / max(reference.p99_ms, 1e-3),
+                "version_latency_ratio": latency / max(reference_latency, 1e-3),
             }
     return signals

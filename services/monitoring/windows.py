@@ -28,6 +28,8 @@ class Record:
     timestamp: float
     model_version: str = ""
     candidates: int = 0
+    inference_ms: float = 0.0
+    """The model's own hop (the router's call to inference), 0 when unknown."""
 
 
 @dataclass
@@ -39,6 +41,8 @@ class Bucket:
     slow: int = 0
     """Requests slower than the latency objective's threshold."""
     latencies: DDSketch = field(default_factory=lambda: DDSketch(relative_accuracy=RELATIVE_ACCURACY))
+    inference_latencies: DDSketch = field(default_factory=lambda: DDSketch(relative_accuracy=RELATIVE_ACCURACY))
+    """The inference hop alone: what a model version changes (canary comparison)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class WindowView:
     p95_ms: float
     p99_ms: float
     window_s: float
+    inference_p99_ms: float = 0.0
 
     @property
     def availability(self) -> float:
@@ -94,6 +99,8 @@ class TelemetryWindows:
         bucket.errors += record.status in SERVER_FAULTS
         bucket.slow += record.latency_ms > self.slow_threshold_ms
         bucket.latencies.add(max(record.latency_ms, 1e-3))
+        if record.inference_ms > 0:
+            bucket.inference_latencies.add(record.inference_ms)
         self.total += 1
         horizon = self.clock() - self.retention_s
         while series and series[0].start + self.bucket_s < horizon:
@@ -105,6 +112,7 @@ class TelemetryWindows:
         since = now - window_s
         requests = errors = slow = 0
         merged = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+        hop = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
         for (name, version), series in self.buckets.items():
             if (model_name and name != model_name) or (model_version and version != model_version):
                 continue
@@ -117,7 +125,9 @@ class TelemetryWindows:
                 errors += bucket.errors
                 slow += bucket.slow
                 merged.merge(bucket.latencies)
+                hop.merge(bucket.inference_latencies)
         if not requests:
             return WindowView(0, 0, 0, 0.0, 0.0, 0.0, window_s)
         p50, p95, p99 = (float(merged.get_quantile_value(q)) for q in (0.5, 0.95, 0.99))
-        return WindowView(requests, errors, slow, p50, p95, p99, window_s)
+        hop_p99 = float(hop.get_quantile_value(0.99)) if hop.count else 0.0
+        return WindowView(requests, errors, slow, p50, p95, p99, window_s, hop_p99)

@@ -12,7 +12,11 @@ from mesh.health_probe import HealthProber
 from mesh.runtime import Service, ServiceRuntime, service_main
 from scoremesh.v1 import recovery_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 from services.recovery.audit import AuditLog
+from services.recovery.clients import AlertSubscriptions, InferenceReplicas
+from services.recovery.policies import Gate
 from services.recovery.recoverer import Recoverer
+from services.recovery.responder import AlertResponder
+from services.recovery.rollbacks import Rollbacks
 from services.recovery.servicer import RecoveryServicer
 from services.recovery.settings import RecoverySettings
 
@@ -54,9 +58,20 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         return next((s for s in states if s.instance.instance_id == instance_id), None)
 
     audit = AuditLog(settings.state_dir / "audit" / "recovery.sqlite")
+    rollbacks = Rollbacks(settings.state_dir / "audit" / "recovery.sqlite")
+    replicas = InferenceReplicas(runtime.registry, runtime.channels, token)
+    responder = AlertResponder(
+        settings.alert_policies, Gate(settings.action_cooldown_s, settings.give_up_after), audit, rollbacks, replicas.control(),
+        attempts=settings.restart_attempts, backoff_s=settings.restart_backoff_s, verify_timeout_s=settings.recovery_timeout_s,
+        latency_limit_ms=settings.latency_limit_ms,
+    )
+    alerts = AlertSubscriptions(runtime.registry, runtime.channels, responder.on_alert)
 
     async def close_audit() -> None:
+        await alerts.close()
+        await replicas.close()
         audit.close()
+        rollbacks.close()
 
     runtime.on_stop(close_audit)
     recoverer = Recoverer(
@@ -66,7 +81,7 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         backoff_s=settings.restart_backoff_s,
         recovery_timeout_s=settings.recovery_timeout_s,
     )
-    runtime.add_servicer(recovery_pb2_grpc.add_RecoveryServicer_to_server, RecoveryServicer(recoverer, token), "scoremesh.v1.Recovery")
+    runtime.add_servicer(recovery_pb2_grpc.add_RecoveryServicer_to_server, RecoveryServicer(recoverer, responder, token), "scoremesh.v1.Recovery")
 
     async def watch() -> None:
         while True:
@@ -76,7 +91,26 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
                 log.exception("recovery watch round failed")
             await asyncio.sleep(settings.probe_interval_s)
 
+    async def follow_alerts() -> None:
+        while True:
+            try:
+                await alerts.refresh()
+            except Exception:
+                log.exception("alert subscription round failed")
+            await asyncio.sleep(settings.probe_interval_s)
+
+    async def reconcile() -> None:
+        while True:
+            await asyncio.sleep(settings.reconcile_interval_s)
+            try:
+                await responder.reconcile()
+            except Exception:
+                log.exception("rollback reconciliation failed")
+
     runtime.spawn(watch(), "watch")
+    runtime.spawn(reconcile(), "reconcile-rollbacks")
+    if settings.watch_alerts:
+        runtime.spawn(follow_alerts(), "follow-alerts")
     return None
 
 

@@ -9,11 +9,14 @@ from scoremesh.v1 import recovery_pb2
 from services.recovery.audit import AuditEntry
 from services.recovery.recoverer import ACTIONS, Tracked
 
+VERSION_ACTIONS = ("rollback_version", "release_version")
+
 DEFAULT_LIMIT = 100
 
 
-def status_to_proto(tracked: list[Tracked]) -> recovery_pb2.GetStatusResponse:
+def status_to_proto(tracked: list[Tracked], rolled_back: list[str] = ()) -> recovery_pb2.GetStatusResponse:
     return recovery_pb2.GetStatusResponse(
+        rolled_back=list(rolled_back),
         instances=[
             recovery_pb2.WatchedInstance(
                 service=t.instance.service,
@@ -44,12 +47,14 @@ def actions_to_proto(entries: list[AuditEntry]) -> recovery_pb2.ListActionsRespo
 
 
 def trigger_from_proto(request: recovery_pb2.TriggerRequest) -> tuple[str, str, str, bool]:
-    """(action, instance id, reason, dry run); the action must be one recovery knows."""
-    if request.action not in ACTIONS:
-        raise InvalidArgument(f"action: must be one of {', '.join(ACTIONS)} (got {quote(request.action)})")
-    if not request.instance_id:
-        raise InvalidArgument("instance_id: required")
-    return request.action, request.instance_id, request.reason[:500] or "manual trigger", request.dry_run
+    """(action, instance id or model:version target, reason, dry run); the action must be one
+    recovery knows, with the field it needs."""
+    if request.action not in ACTIONS + VERSION_ACTIONS:
+        raise InvalidArgument(f"action: must be one of {', '.join(ACTIONS + VERSION_ACTIONS)} (got {quote(request.action)})")
+    field = "target" if request.action in VERSION_ACTIONS else "instance_id"
+    if not getattr(request, field):
+        raise InvalidArgument(f"{field}: required for {request.action}")
+    return request.action, getattr(request, field), request.reason[:500] or "manual trigger", request.dry_run
 
 
 def trigger_to_proto(entry: AuditEntry) -> recovery_pb2.TriggerResponse:

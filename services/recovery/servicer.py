@@ -9,23 +9,28 @@ from mesh.handlers import header
 from scoremesh.v1 import recovery_pb2, recovery_pb2_grpc
 from services.recovery import converters
 from services.recovery.recoverer import Recoverer
+from services.recovery.responder import AlertResponder
 
 
 class RecoveryServicer(recovery_pb2_grpc.RecoveryServicer):
-    def __init__(self, recoverer: Recoverer, admin_token: str | None) -> None:
+    def __init__(self, recoverer: Recoverer, responder: AlertResponder, admin_token: str | None) -> None:
         self.recoverer = recoverer
+        self.responder = responder
         self.admin_token = admin_token
 
     async def GetStatus(self, request, context):
-        return converters.status_to_proto(list(self.recoverer.tracked.values()))
+        rolled_back = [r.target for r in await asyncio.to_thread(self.responder.rollbacks.all)]
+        return converters.status_to_proto(list(self.recoverer.tracked.values()), rolled_back)
 
     async def ListActions(self, request, context):
         return converters.actions_to_proto(self.recoverer.audit.entries(converters.list_limit_from_proto(request)))
 
     async def Trigger(self, request, context):
         check_bearer(header(context, "authorization"), self.admin_token, "recovery triggers")
-        action, instance_id, reason, dry_run = converters.trigger_from_proto(request)
-        return converters.trigger_to_proto(await self.recoverer.trigger(action, instance_id, reason, dry_run))
+        action, target, reason, dry_run = converters.trigger_from_proto(request)
+        if action in converters.VERSION_ACTIONS:
+            return converters.trigger_to_proto(await self.responder.trigger(action, target, reason, dry_run))
+        return converters.trigger_to_proto(await self.recoverer.trigger(action, target, reason, dry_run))
 
     async def WatchActions(self, request, context):
         queue: asyncio.Queue = asyncio.Queue(maxsize=1000)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field, field_validator
+
 from mesh.config import MeshSettings
+from services.recovery.policies import ALERT_ACTIONS, DEFAULT_POLICIES, FAILURE_TYPES
 
 
 class RecoverySettings(MeshSettings):
@@ -32,3 +35,31 @@ class RecoverySettings(MeshSettings):
     """Who restarts an instance: the local supervisor of `scoremesh up` (asked over gRPC), or
     the orchestrator (Kubernetes liveness probes, docker-compose restart policies), where no
     supervisor runs: recovery then only watches the instance come back and audits it."""
+
+    alert_policies: dict[str, Literal[ALERT_ACTIONS]] = DEFAULT_POLICIES  # type: ignore[valid-type]
+    """Failure type (services.recovery.policies.FAILURE_TYPES, classified from monitoring's alerts)
+    -> action: `rollback_version` (the alert's target model:version) or `none` (watch only)."""
+
+    watch_alerts: bool = True
+    """Follow every monitoring instance's WatchAlerts stream and act on alerts by the policies."""
+
+    action_cooldown_s: float = Field(default=300.0, ge=0)
+    """After an action on (failure type, target), no other on it for this long (no flapping)."""
+
+    give_up_after: int = Field(default=3, ge=1)
+    """Failed actions on (failure type, target) before recovery stops trying until the alert resolves."""
+
+    latency_limit_ms: float = Field(default=10_000.0, gt=0)
+    """Above this a latency alert classifies as high_latency (shared/REFERENCE.md: 10 s)."""
+
+    reconcile_interval_s: float = Field(default=5.0, gt=0)
+    """How often recorded rollbacks are checked against every inference replica (and applied again
+    where a restarted or new replica serves the version)."""
+
+    @field_validator("alert_policies")
+    @classmethod
+    def _known_failures(cls, policies: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(policies) - set(FAILURE_TYPES))
+        if unknown:
+            raise ValueError(f"unknown failure type {unknown[0]!r} (known: {', '.join(FAILURE_TYPES)})")
+        return DEFAULT_POLICIES | policies

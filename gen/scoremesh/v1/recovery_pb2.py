@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bscoremesh/v1/recovery.proto\x12\x0cscoremesh.v1\"\x12\n\x10GetStatusRequest\"w\n\x0fWatchedInstance\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0f\n\x07healthy\x18\x04 \x01(\x08\x12\x1c\n\x14\x63onsecutive_failures\x18\x05 \x01(\x05\"E\n\x11GetStatusResponse\x12\x30\n\tinstances\x18\x01 \x03(\x0b\x32\x1d.scoremesh.v1.WatchedInstance\"\xc9\x01\n\x0eRecoveryAction\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x13\n\x0binstance_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0f\n\x07outcome\x18\x07 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x08 \x01(\x01\x12\x0f\n\x07trigger\x18\t \x01(\t\x12\x0f\n\x07\x64ry_run\x18\n \x01(\x08\"#\n\x12ListActionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"D\n\x13ListActionsResponse\x12-\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x1c.scoremesh.v1.RecoveryAction\"V\n\x0eTriggerRequest\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\"?\n\x0fTriggerResponse\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.scoremesh.v1.RecoveryAction\"\x15\n\x13WatchActionsRequest\"D\n\x14WatchActionsResponse\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.scoremesh.v1.RecoveryAction2\xd5\x02\n\x08Recovery\x12N\n\tGetStatus\x12\x1e.scoremesh.v1.GetStatusRequest\x1a\x1f.scoremesh.v1.GetStatusResponse\"\x00\x12T\n\x0bListActions\x12 .scoremesh.v1.ListActionsRequest\x1a!.scoremesh.v1.ListActionsResponse\"\x00\x12H\n\x07Trigger\x12\x1c.scoremesh.v1.TriggerRequest\x1a\x1d.scoremesh.v1.TriggerResponse\"\x00\x12Y\n\x0cWatchActions\x12!.scoremesh.v1.WatchActionsRequest\x1a\".scoremesh.v1.WatchActionsResponse\"\x00\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bscoremesh/v1/recovery.proto\x12\x0cscoremesh.v1\"\x12\n\x10GetStatusRequest\"w\n\x0fWatchedInstance\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0f\n\x07healthy\x18\x04 \x01(\x08\x12\x1c\n\x14\x63onsecutive_failures\x18\x05 \x01(\x05\"Z\n\x11GetStatusResponse\x12\x30\n\tinstances\x18\x01 \x03(\x0b\x32\x1d.scoremesh.v1.WatchedInstance\x12\x13\n\x0brolled_back\x18\x02 \x03(\t\"\xc9\x01\n\x0eRecoveryAction\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x13\n\x0binstance_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0f\n\x07outcome\x18\x07 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x08 \x01(\x01\x12\x0f\n\x07trigger\x18\t \x01(\t\x12\x0f\n\x07\x64ry_run\x18\n \x01(\x08\"#\n\x12ListActionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"D\n\x13ListActionsResponse\x12-\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x1c.scoremesh.v1.RecoveryAction\"f\n\x0eTriggerRequest\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x0e\n\x06target\x18\x05 \x01(\t\"?\n\x0fTriggerResponse\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.scoremesh.v1.RecoveryAction\"\x15\n\x13WatchActionsRequest\"D\n\x14WatchActionsResponse\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.scoremesh.v1.RecoveryAction2\xd5\x02\n\x08Recovery\x12N\n\tGetStatus\x12\x1e.scoremesh.v1.GetStatusRequest\x1a\x1f.scoremesh.v1.GetStatusResponse\"\x00\x12T\n\x0bListActions\x12 .scoremesh.v1.ListActionsRequest\x1a!.scoremesh.v1.ListActionsResponse\"\x00\x12H\n\x07Trigger\x12\x1c.scoremesh.v1.TriggerRequest\x1a\x1d.scoremesh.v1.TriggerResponse\"\x00\x12Y\n\x0cWatchActions\x12!.scoremesh.v1.WatchActionsRequest\x1a\".scoremesh.v1.WatchActionsResponse\"\x00\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,21 +36,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHEDINSTANCE']._serialized_start=65
   _globals['_WATCHEDINSTANCE']._serialized_end=184
   _globals['_GETSTATUSRESPONSE']._serialized_start=186
-  _globals['_GETSTATUSRESPONSE']._serialized_end=255
-  _globals['_RECOVERYACTION']._serialized_start=258
-  _globals['_RECOVERYACTION']._serialized_end=459
-  _globals['_LISTACTIONSREQUEST']._serialized_start=461
-  _globals['_LISTACTIONSREQUEST']._serialized_end=496
-  _globals['_LISTACTIONSRESPONSE']._serialized_start=498
-  _globals['_LISTACTIONSRESPONSE']._serialized_end=566
-  _globals['_TRIGGERREQUEST']._serialized_start=568
-  _globals['_TRIGGERREQUEST']._serialized_end=654
-  _globals['_TRIGGERRESPONSE']._serialized_start=656
-  _globals['_TRIGGERRESPONSE']._serialized_end=719
-  _globals['_WATCHACTIONSREQUEST']._serialized_start=721
-  _globals['_WATCHACTIONSREQUEST']._serialized_end=742
-  _globals['_WATCHACTIONSRESPONSE']._serialized_start=744
-  _globals['_WATCHACTIONSRESPONSE']._serialized_end=812
-  _globals['_RECOVERY']._serialized_start=815
-  _globals['_RECOVERY']._serialized_end=1156
+  _globals['_GETSTATUSRESPONSE']._serialized_end=276
+  _globals['_RECOVERYACTION']._serialized_start=279
+  _globals['_RECOVERYACTION']._serialized_end=480
+  _globals['_LISTACTIONSREQUEST']._serialized_start=482
+  _globals['_LISTACTIONSREQUEST']._serialized_end=517
+  _globals['_LISTACTIONSRESPONSE']._serialized_start=519
+  _globals['_LISTACTIONSRESPONSE']._serialized_end=587
+  _globals['_TRIGGERREQUEST']._serialized_start=589
+  _globals['_TRIGGERREQUEST']._serialized_end=691
+  _globals['_TRIGGERRESPONSE']._serialized_start=693
+  _globals['_TRIGGERRESPONSE']._serialized_end=756
+  _globals['_WATCHACTIONSREQUEST']._serialized_start=758
+  _globals['_WATCHACTIONSREQUEST']._serialized_end=779
+  _globals['_WATCHACTIONSRESPONSE']._serialized_start=781
+  _globals['_WATCHACTIONSRESPONSE']._serialized_end=849
+  _globals['_RECOVERY']._serialized_start=852
+  _globals['_RECOVERY']._serialized_end=1193
 # @@protoc_insertion_point(module_scope)

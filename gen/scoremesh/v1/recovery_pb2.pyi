@@ -25,10 +25,12 @@ class WatchedInstance(_message.Message):
     def __init__(self, service: _Optional[str] = ..., instance_id: _Optional[str] = ..., address: _Optional[str] = ..., healthy: _Optional[bool] = ..., consecutive_failures: _Optional[int] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("instances",)
+    __slots__ = ("instances", "rolled_back")
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    ROLLED_BACK_FIELD_NUMBER: _ClassVar[int]
     instances: _containers.RepeatedCompositeFieldContainer[WatchedInstance]
-    def __init__(self, instances: _Optional[_Iterable[_Union[WatchedInstance, _Mapping]]] = ...) -> None: ...
+    rolled_back: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, instances: _Optional[_Iterable[_Union[WatchedInstance, _Mapping]]] = ..., rolled_back: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RecoveryAction(_message.Message):
     __slots__ = ("action_id", "timestamp", "action", "service", "instance_id", "reason", "outcome", "duration_seconds", "trigger", "dry_run")
@@ -67,16 +69,18 @@ class ListActionsResponse(_message.Message):
     def __init__(self, actions: _Optional[_Iterable[_Union[RecoveryAction, _Mapping]]] = ...) -> None: ...
 
 class TriggerRequest(_message.Message):
-    __slots__ = ("action", "instance_id", "reason", "dry_run")
+    __slots__ = ("action", "instance_id", "reason", "dry_run", "target")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
     action: str
     instance_id: str
     reason: str
     dry_run: bool
-    def __init__(self, action: _Optional[str] = ..., instance_id: _Optional[str] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    target: str
+    def __init__(self, action: _Optional[str] = ..., instance_id: _Optional[str] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ..., target: _Optional[str] = ...) -> None: ...
 
 class TriggerResponse(_message.Message):
     __slots__ = ("action",)

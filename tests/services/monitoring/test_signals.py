@@ -54,3 +54,10 @@ def test_each_version_is_compared_with_the_busiest_other_version_of_its_model():
     assert new["version_error_rate"] == pytest.approx(0.1) and new["version_error_excess"] == pytest.approx(0.09)
     assert new["version_latency_ratio"] == pytest.approx(10.0, rel=0.03)  # DDSketch: 1% relative accuracy each
     assert production["version_latency_ratio"] == pytest.approx(0.1, rel=0.03) and production["version_error_excess"] < 0
+
+    # With the inference hop known, the ratio is the hop's: the version changes that, not features.
+    hop = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
+    for version, inference_ms in (("1", 1.0), ("2", 8.0)):
+        for _ in range(40):
+            hop.add(Record("ctr", "OK", 10.0 + inference_ms, NOW - 1, model_version=version, inference_ms=inference_ms))
+    assert version_signals(hop, 10.0, now=NOW)["ctr:2"]["version_latency_ratio"] == pytest.approx(8.0, rel=0.03)

@@ -1,0 +1,146 @@
+"""Alerts in, verified actions out. Monitoring's incidents (WatchAlerts) are classified
+(policies.py), mapped to the configured action, gated against flapping, run with retries and
+backoff, verified, and audited. The one alert action today is rolling a model version back: hold
+it back on every inference replica, then check that none serves it; rollbacks persist and are
+applied again to replicas that come up serving the version. No gRPC here: the inference calls
+are injected (`VersionControl`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from domain.errors import FailedPrecondition, InvalidArgument, NotFound, quote
+from services.recovery.audit import AuditEntry, AuditLog
+from services.recovery.policies import Alert, Gate, classify
+from services.recovery.rollbacks import RolledBack, Rollbacks, parse_version_target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionControl:
+    """The inference replicas' repository calls, per replica."""
+
+    hold: Callable[[str, str, str], Awaitable[list[str]]]
+    """(model, version, reason) -> problems (one per replica that refused); holds it back everywhere."""
+    serving: Callable[[str, str], Awaitable[list[str]]]
+    """(model, version) -> the replicas that still serve it (READY)."""
+    release: Callable[[str], Awaitable[list[str]]]
+    """(model) -> problems; loads the model again on every replica, lifting its holds."""
+
+
+class AlertResponder:
+    def __init__(self, policies: dict[str, str], gate: Gate, audit: AuditLog, rollbacks: Rollbacks, versions: VersionControl,
+                 attempts: int = 3, backoff_s: float = 5.0, verify_timeout_s: float = 30.0, poll_s: float = 0.5,
+                 latency_limit_ms: float = 10_000.0) -> None:
+        self.policies, self.gate, self.audit, self.rollbacks, self.versions = policies, gate, audit, rollbacks, versions
+        self.attempts, self.backoff_s, self.verify_timeout_s, self.poll_s = attempts, backoff_s, verify_timeout_s, poll_s
+        self.latency_limit_ms = latency_limit_ms
+        self.running: set[asyncio.Task] = set()
+
+    def on_alert(self, alert: Alert) -> asyncio.Task | None:
+        """Decide at once; run the action in the background (the alert stream keeps flowing)."""
+        failure = classify(alert, self.latency_limit_ms)
+        key = (failure, alert.target)
+        if alert.status != "open":
+            self.gate.resolved(key)
+            return None
+        action = self.policies.get(failure, "none")
+        if action == "none":
+            return None
+        try:
+            model, version = parse_version_target(alert.target)
+        except ValueError as error:
+            log.warning("alert %s: cannot %s: %s", alert.rule, action, error)
+            return None
+        if self.rollbacks.get(model, version) is not None:
+            return None  # rolled back already (the alert outlives the version's traffic for a window)
+        allowed, why = self.gate.may_start(key)
+        if not allowed:
+            log.debug("alert %s on %s: %s not started: %s", alert.rule, alert.target, action, why)
+            return None
+        reason = f"{alert.rule} ({failure}): {alert.message}"
+        task = asyncio.create_task(self._run_rollback(key, model, version, reason, f"alert:{alert.rule}"), name=f"rollback-{alert.target}")
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+        return task
+
+    async def _run_rollback(self, key: tuple[str, str], model: str, version: str, reason: str, trigger: str) -> AuditEntry:
+        entry = None
+        try:
+            for attempt in range(self.attempts):
+                if attempt:
+                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                entry = await self.rollback(model, version, reason if attempt == 0 else f"{reason} (retry {attempt})", trigger)
+                if entry.outcome.startswith("succeeded"):
+                    break
+        finally:
+            self.gate.done(key, entry is not None and entry.outcome.startswith("succeeded"))
+        return entry
+
+    async def rollback(self, model: str, version: str, reason: str, trigger: str) -> AuditEntry:
+        """Hold the version back on every replica, record the rollback (so it sticks), and
+        verify that no replica serves it; audited whatever the outcome."""
+        started = time.monotonic()
+        self.rollbacks.add(RolledBack(model, version, reason, time.time()))
+        problems = await self.versions.hold(model, version, f"rolled back by recovery: {reason}"[:200])
+        outcome = await self._verify_out(model, version, problems)
+        return self._audit("rollback_version", f"{model}:{version}", reason, outcome, time.monotonic() - started, trigger)
+
+    async def _verify_out(self, model: str, version: str, problems: list[str]) -> str:
+        until = time.monotonic() + self.verify_timeout_s
+        while True:
+            still = await self.versions.serving(model, version)
+            if not still:
+                note = f" ({'; '.join(problems)})" if problems else ""
+                return f"succeeded: no replica serves {model} v{version}{note}"
+            if time.monotonic() >= until:
+                return f"failed: still served by {', '.join(still)} {self.verify_timeout_s:.0f}s later{'; ' + '; '.join(problems) if problems else ''}"
+            await asyncio.sleep(self.poll_s)
+
+    async def reconcile(self) -> list[AuditEntry]:
+        """Apply every recorded rollback again where a replica serves the version (it restarted,
+        or a new replica came up); audited."""
+        entries = []
+        for rolled in self.rollbacks.all():
+            still = await self.versions.serving(rolled.model, rolled.version)
+            if still:
+                started = time.monotonic()
+                problems = await self.versions.hold(rolled.model, rolled.version, f"rolled back by recovery: {rolled.reason}"[:200])
+                outcome = await self._verify_out(rolled.model, rolled.version, problems)
+                entries.append(self._audit("rollback_version", rolled.target, f"reapplied on {', '.join(still)}: {rolled.reason}",
+                                           outcome, time.monotonic() - started, "reconcile"))
+        return entries
+
+    async def trigger(self, action: str, target: str, reason: str, dry_run: bool = False) -> AuditEntry:
+        """Recovery/Trigger for version actions: rollback_version or release_version of `model:version`."""
+        try:
+            model, version = parse_version_target(target)
+        except ValueError as error:
+            raise InvalidArgument(f"target: {error}") from None
+        rolled = self.rollbacks.get(model, version)
+        if action == "release_version" and rolled is None:
+            raise NotFound(f"target: {quote(target)} is not rolled back")
+        if action == "rollback_version" and rolled is not None:
+            raise FailedPrecondition(f"target: {quote(target)} is rolled back already")
+        if dry_run:
+            return self._audit(action, target, reason, f"dry run: would {action} {target}", 0.0, "manual", dry_run=True)
+        if action == "rollback_version":
+            return await self.rollback(model, version, reason, "manual")
+        started = time.monotonic()
+        self.rollbacks.remove(model, version)
+        problems = await self.versions.release(model)
+        outcome = f"failed: {'; '.join(problems)}" if problems else f"succeeded: {model} loaded again on every replica"
+        return self._audit(action, target, reason, outcome, time.monotonic() - started, "manual")
+
+    def _audit(self, action: str, target: str, reason: str, outcome: str, duration_s: float, trigger: str,
+               dry_run: bool = False) -> AuditEntry:
+        entry = AuditEntry(uuid.uuid4().hex[:12], time.time(), action, "inference", target, reason, outcome, duration_s, trigger, dry_run)
+        self.audit.append(entry)
+        log.info("%s %s: %s", action, target, outcome)
+        return entry

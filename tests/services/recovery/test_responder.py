@@ -1,0 +1,141 @@
+"""Alerts to verified, audited, non-flapping actions — with replicas faked in memory (the real
+processes are in tests/e2e/test_recovery_faults.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.recovery.audit import AuditLog
+from services.recovery.policies import DEFAULT_POLICIES, Alert, Gate, classify
+from services.recovery.responder import AlertResponder, VersionControl
+from services.recovery.rollbacks import Rollbacks
+
+
+@pytest.mark.parametrize(("signal", "value", "message", "failure"), [
+    ("version_latency_ratio", 9.0, "", "version_regression"),
+    ("version_error_excess", 0.3, "", "version_regression"),
+    ("p99_ms", 12_000.0, "", "high_latency"),
+    ("p99_ms", 900.0, "", "unknown"),  # slow, but under the 10 s of the reference's classification
+    ("error_rate", 0.2, "", "high_error_rate"),
+    ("error_rate", 0.05, "connection refused", "connection_failure"),
+    ("memory_used", 0.95, "", "memory_exhaustion"),
+    ("cpu_used", 0.95, "", "cpu_exhaustion"),
+    ("drifted_features", 2.0, "", "drift"),
+    ("availability", 0.5, "upstream timeout", "timeout_failure"),
+])
+def test_classification_follows_the_reference_order(signal, value, message, failure):
+    assert classify(Alert("r", "ctr", signal, value, message)) == failure
+
+
+class Replicas:
+    """Two inference replicas' repository state; `stubborn` ignores holds (a replica that keeps
+    serving whatever it is told)."""
+
+    def __init__(self) -> None:
+        self.serving = {"inference-1": {("ctr", "1"), ("ctr", "2")}, "inference-2": {("ctr", "1"), ("ctr", "2")}}
+        self.stubborn: set[str] = set()
+        self.holds: list[tuple[str, str, str]] = []
+
+    async def hold(self, model, version, reason):
+        self.holds.append((model, version, reason))
+        for replica, versions in self.serving.items():
+            if replica not in self.stubborn:
+                versions.discard((model, version))
+        return []
+
+    async def still_serving(self, model, version):
+        return sorted(r for r, versions in self.serving.items() if (model, version) in versions)
+
+    async def release(self, model):
+        for versions in self.serving.values():
+            versions.add((model, "2"))
+        return []
+
+
+SLOW = Alert("version_slow", "ctr:2", "version_latency_ratio", 9.7, "version_slow: version_latency_ratio of ctr:2 is 9.7 (gt 3)")
+
+
+def responder(tmp_path, replicas, clock=None, **kwargs):
+    gate = Gate(cooldown_s=60.0, give_up_after=2, clock=clock or (lambda: 0.0))
+    return AlertResponder(DEFAULT_POLICIES, gate, AuditLog(tmp_path / "audit.sqlite"), Rollbacks(tmp_path / "audit.sqlite"),
+                          VersionControl(replicas.hold, replicas.still_serving, replicas.release),
+                          verify_timeout_s=0.2, poll_s=0.01, backoff_s=0.01, **kwargs)
+
+
+def test_a_slow_version_is_rolled_back_once_verified_and_audited(tmp_path):
+    replicas = Replicas()
+
+    async def scenario():
+        r = responder(tmp_path, replicas)
+        entry = await r.on_alert(SLOW)
+        again = r.on_alert(SLOW)  # the incident is re-sent every evaluation round: nothing more to do
+        drift = r.on_alert(Alert("feature_drift", "ctr", "drifted_features", 1.0, "drift"))  # policy: none
+        return entry, again, drift, r.audit.entries(), [x.target for x in r.rollbacks.all()]
+
+    entry, again, drift, audit, rolled = asyncio.run(scenario())
+    assert (entry.action, entry.instance_id, entry.trigger) == ("rollback_version", "ctr:2", "alert:version_slow")
+    assert entry.outcome == "succeeded: no replica serves ctr v2"
+    assert again is None and drift is None and len(audit) == 1 and rolled == ["ctr:2"]
+    assert replicas.holds == [("ctr", "2", "rolled back by recovery: version_slow (version_regression): " + SLOW.message)]
+
+
+def test_a_rollback_that_does_not_take_is_retried_then_given_up_and_the_gate_holds(tmp_path):
+    replicas = Replicas()
+    replicas.stubborn.add("inference-2")
+    now = [0.0]
+
+    async def scenario():
+        r = responder(tmp_path, replicas, clock=lambda: now[0])
+        r.attempts = 2
+        last = await r.on_alert(SLOW)
+        r.rollbacks.remove("ctr", "2")  # as if lifted: the gate alone decides now
+        now[0] = 30.0
+        in_cooldown = r.on_alert(SLOW)
+        now[0] = 100.0
+        second = await r.on_alert(SLOW)  # out of the cooldown: one more failed action -> gave up (2 failures)
+        r.rollbacks.remove("ctr", "2")
+        now[0] = 200.0
+        given_up = r.on_alert(SLOW)
+        r.on_alert(Alert(**{**SLOW.__dict__, "status": "resolved"}))  # resolved: a new alert starts afresh
+        replicas.stubborn.clear()
+        now[0] = 300.0
+        fresh = await r.on_alert(SLOW)
+        return last, in_cooldown, second, given_up, fresh, r.audit.entries()
+
+    last, in_cooldown, second, given_up, fresh, audit = asyncio.run(scenario())
+    assert last.outcome.startswith("failed: still served by inference-2") and "(retry 1)" in last.reason
+    assert in_cooldown is None and second.outcome.startswith("failed") and given_up is None
+    assert fresh.outcome.startswith("succeeded")
+    assert [e.outcome.split(":")[0] for e in audit] == ["failed", "failed", "failed", "failed", "succeeded"]
+
+
+def test_rollbacks_persist_are_reapplied_to_a_replica_that_serves_the_version_again_and_are_lifted_by_hand(tmp_path):
+    replicas = Replicas()
+
+    async def scenario():
+        r = responder(tmp_path, replicas)
+        await r.on_alert(SLOW)
+        r.rollbacks.close()
+        restarted = responder(tmp_path, replicas)  # recovery restarted: the rollback is still recorded
+        replicas.serving["inference-3"] = {("ctr", "1"), ("ctr", "2")}  # a new replica loads every version
+        (reapplied,) = await restarted.reconcile()
+        nothing = await restarted.reconcile()
+        with pytest.raises(FailedPrecondition):
+            await restarted.trigger("rollback_version", "ctr:2", "again")
+        with pytest.raises(InvalidArgument, match="target: target must be model:version"):
+            await restarted.trigger("release_version", "ctr", "")
+        dry = await restarted.trigger("release_version", "ctr:2", "fixed", dry_run=True)
+        released = await restarted.trigger("release_version", "ctr:2", "fixed")
+        with pytest.raises(NotFound):
+            await restarted.trigger("release_version", "ctr:2", "")
+        return reapplied, nothing, dry, released, restarted.rollbacks.all()
+
+    reapplied, nothing, dry, released, left = asyncio.run(scenario())
+    assert (reapplied.trigger, reapplied.outcome) == ("reconcile", "succeeded: no replica serves ctr v2")
+    assert reapplied.reason.startswith("reapplied on inference-3: version_slow")
+    assert nothing == [] and dry.dry_run and dry.outcome == "dry run: would release_version ctr:2"
+    assert released.outcome == "succeeded: ctr loaded again on every replica" and left == []
+    assert ("ctr", "2") in replicas.serving["inference-1"]

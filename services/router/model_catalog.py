@@ -74,8 +74,8 @@ class ModelCatalog:
         choice = self._choices.get((model, version))
         entry = self._served.get(model)
         if entry is None:
-            await asyncio.shield(self._refresh(model))
-            entry = self._served[model]
+            # The view this refresh found (another request may invalidate it meanwhile).
+            entry = await asyncio.shield(self._refresh(model))
         elif time.monotonic() - entry[0] > self.max_age_s:
             self._refresh(model)  # in the background; the current view answers meanwhile
         if choice is not None:
@@ -101,7 +101,7 @@ class ModelCatalog:
         if not task.cancelled() and task.exception() is not None and model in self._served:
             log.warning("model catalog refresh of %s failed (the previous view stays): %s", model, task.exception())
 
-    async def _look(self, model: str) -> None:
+    async def _look(self, model: str) -> tuple[float, dict[str, frozenset[str]]]:
         addresses = await self._replicas()
         answers = await asyncio.gather(*(self._describe(a, model, "") for a in addresses), return_exceptions=True)
         served: dict[str, frozenset[str]] = {}
@@ -117,10 +117,11 @@ class ModelCatalog:
                 raise errors[0]
             raise Unavailable(f"inference: no healthy replica serves model {model!r}")
         previous = self._served.get(model)
-        self._served[model] = (time.monotonic(), served)
+        entry = self._served[model] = (time.monotonic(), served)
         if previous is None or previous[1] != served:
             for key in [k for k in self._choices if k[0] == model]:
                 del self._choices[key]
+        return entry
 
     async def _choice(self, model: str, version: str, served: dict[str, frozenset[str]]) -> ModelChoice:
         if version:

@@ -33,6 +33,13 @@ from services.router.routing_config import Arm, Route, RoutingConfig, Stage
 from services.router.rules import Match, RequestView
 from services.router.telemetry_buffer import TelemetryBuffer
 
+# What inference answers when the version asked for is gone (NOT_FOUND) or held back or
+# unloading (UNAVAILABLE, also a replica that is down: then the catalog's choice stays the same
+# and the error stands).
+VERSION_GONE_STATUSES = ("NOT_FOUND", "UNAVAILABLE")
+VERSION_CHANGES = Counter("scoremesh_router_version_changes_total",
+                          "Scores re-sent to the version now newest because the one chosen went away (a rollback or an unload).",
+                          ["ensemble"])
 ROUTED = Counter("scoremesh_router_scores_total", "Scores by route, split arm, outcome and routing configuration version.",
                  ["route", "arm", "outcome", "config_version"])
 STAGES = Histogram("scoremesh_router_stage_seconds", "Pipeline stage latency by outcome.", ["stage", "outcome"], buckets=LATENCY_BUCKETS)
@@ -218,7 +225,22 @@ class ScoringPipeline:
         t = time.perf_counter()
         deadline = time.monotonic() + timeout
         try:
-            run.inference = await self._call_model(run.choice, run, deadline, self._attempts(stage))
+            try:
+                run.inference = await self._call_model(run.choice, run, deadline, self._attempts(stage))
+            except UpstreamError as error:
+                # The newest version went away under us (rolled back, unloaded): ask the catalog
+                # again and call the version now newest, once. A version the route pins stays.
+                if run.arm.version or error.status not in VERSION_GONE_STATUSES or time.monotonic() >= deadline:
+                    raise
+                self.catalog.invalidate(run.choice.model)
+                again = await self.catalog.choose(run.route.ensemble)
+                if again.version == run.choice.version:
+                    raise
+                if again.feature_schema != run.features.schema:
+                    run.features = await self.extract(run.request, again.schema_version, deadline - time.monotonic(), None)
+                run.choice = again
+                run.inference = await self._call_model(again, run, deadline, self._attempts(stage))
+                VERSION_CHANGES.labels(run.route.ensemble).inc()
         except MeshError as error:
             fallback = run.route.fallback
             if stage.on_error != "fallback" or not fallback or error.status not in FALLBACK_STATUSES or time.monotonic() >= deadline:

@@ -102,3 +102,17 @@ def test_invalidate_forces_a_fresh_look():
 
     first, cached, fresh = asyncio.run(scenario())
     assert (first.version, cached.version, fresh.version) == ("1", "1", "2")
+
+
+def test_a_request_waiting_on_a_look_gets_its_answer_even_when_another_invalidates_meanwhile():
+    catalog = fleet({"a:1": ("1", "2")})
+
+    async def scenario():
+        waiting = asyncio.create_task(catalog.choose("m"))
+        await asyncio.sleep(0)  # the look has started; `waiting` waits for it
+        look = next(t for t in asyncio.all_tasks() if t.get_name() == "catalog-m")
+        # Between the look's end and the waiter's turn, a request that met a rolled-back version invalidates.
+        look.add_done_callback(lambda _: catalog.invalidate("m"))
+        return await waiting
+
+    assert asyncio.run(scenario()).version == "2"  # was a KeyError (INTERNAL to the caller)

@@ -65,6 +65,8 @@ class Mesh:
             await asyncio.sleep(1.0)
         if choice.model in self.failing:
             raise UpstreamError("inference", "UNAVAILABLE", "no healthy instance")
+        if choice.version not in self.versions:
+            raise UpstreamError("inference", "UNAVAILABLE", f"model {choice.model!r} version {choice.version!r} is UNAVAILABLE: held back")
         score = 0.2 if choice.model != "ctr_stacking" else 0.3
         return Inference(choice.model, choice.version, ["m1", "m2"], np.array([score, 0.8], np.float32),
                          np.array([[0.1, 0.3], [0.7, 0.9]], np.float32), np.array([0.9, 0.85], np.float32))
@@ -151,6 +153,20 @@ def test_the_fallback_ensemble_is_really_called_and_the_response_says_so():
         ("extract", "6", None), ("infer", "ctr_stacking", "2", "ads/6", None),
     ]
     assert score_response(result, "").fallback_used
+
+
+def test_a_version_rolled_back_under_a_request_is_replaced_by_the_one_now_newest():
+    mesh = Mesh()
+    pipeline, _, _ = scorer(mesh)
+    run(pipeline.score(request(), 1.0))  # the catalog now knows v2 as the newest
+    mesh.versions = ("1",)  # v2 rolled back on every replica
+    mesh.calls.clear()
+    result = run(pipeline.score(request(), 1.0))
+    assert result.model_version == "1"
+    assert mesh.calls == [("extract", "5", 3), ("infer", "cvr_ensemble", "2", "ads/5", None), ("infer", "cvr_ensemble", "1", "ads/5", None)]
+    pinned, _, _ = scorer(mesh, with_route(split=[{"arm": "v2", "version": "2", "weight": 1.0}]))
+    with pytest.raises(MeshError, match="no replica serves model 'cvr_ensemble' version '2'"):  # a pinned version is not swapped silently
+        run(pinned.score(request(), 1.0))
 
 
 def test_without_a_fallback_the_failure_names_the_stage_and_keeps_its_status():

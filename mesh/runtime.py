@@ -196,7 +196,7 @@ class ServiceRuntime:
 
     async def _track_readiness(self, ready: Readiness) -> None:
         """Health follows readiness; a failing check counts as not ready, and is logged once."""
-        failing = False
+        failing = ever_ready = False
         while True:
             try:
                 now_ready = bool(await ready())
@@ -207,7 +207,10 @@ class ServiceRuntime:
                 failing, now_ready = True, False
             if now_ready != self.serving:
                 await self.set_serving(now_ready)
-            await asyncio.sleep(self.settings.readiness_interval_s)
+            ever_ready = ever_ready or now_ready
+            # Until ready for the first time, look often: a restarted replica is back in rotation
+            # as soon as its models are loaded, not up to a whole interval later.
+            await asyncio.sleep(self.settings.readiness_interval_s if ever_ready else min(0.1, self.settings.readiness_interval_s))
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

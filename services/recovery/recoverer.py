@@ -1,6 +1,7 @@
 """Decide and run recoveries. No gRPC here: probing and restarting are injected.
 
-Health (shared/REFERENCE.md): 3 consecutive failed probes -> unhealthy, 1 success -> healthy.
+Health (shared/REFERENCE.md): 3 consecutive failed probes -> unhealthy (at once when the registry
+knows the process is gone), 1 success -> healthy.
 An unhealthy instance gets a `restart_service` recovery: ask the supervisor to restart it, then
 wait for its health check to pass (that is success). Up to `attempts` tries with backoff
 `backoff_s * 2^n`. One recovery at a time per instance; every attempt goes to the audit log.
@@ -79,10 +80,13 @@ class Recoverer:
                 continue
             tracked.failures += 1
             tracked.last_reason = reason
-            if tracked.failures >= FAILURES_TO_UNHEALTHY and tracked.healthy:
+            # A process the registry knows is gone will not answer a second probe either: no
+            # need to wait for three (that alone cost 2 s of the 5 s a replica has to come back).
+            if (tracked.failures >= FAILURES_TO_UNHEALTHY or state.process_gone) and tracked.healthy:
                 tracked.healthy = False
                 log.warning("%s unhealthy after %d failed probes: %s", instance.instance_id, tracked.failures, reason)
-                self.start_recovery(instance, f"{tracked.failures} consecutive failed health checks: {reason}")
+                why = f"process gone: {reason}" if state.process_gone else f"{tracked.failures} consecutive failed health checks: {reason}"
+                self.start_recovery(instance, why)
         for gone in set(self.tracked) - seen:  # deregistered cleanly: no longer watched
             if gone not in self.recovering:
                 del self.tracked[gone]

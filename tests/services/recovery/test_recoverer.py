@@ -121,3 +121,16 @@ def test_a_dry_run_trigger_audits_and_does_nothing(tmp_path):
     world, recoverer, entry = asyncio.run(scenario())
     assert entry.dry_run and entry.trigger == "manual" and entry.outcome.startswith("dry run: would restart_service inference-1")
     assert world.restarts == [] and recoverer.audit.entries() == [entry]
+
+
+def test_a_process_the_registry_knows_is_gone_is_restarted_after_one_probe(tmp_path):
+    world = World()
+
+    async def scenario():
+        recoverer = make(tmp_path, world)
+        world.health["inference-1"] = False
+        await recoverer.observe([InstanceState(WORKER, False, reason="pid 100 is not running", process_gone=True)])
+        await asyncio.gather(*recoverer.recovering.values())
+
+    asyncio.run(scenario())
+    assert world.restarts == [("inference-1", "process gone: health check: UNAVAILABLE")]

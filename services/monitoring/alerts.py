@@ -115,9 +115,12 @@ class IncidentStore:
                 if column not in columns:  # a store written before these columns existed
                     self._db.execute(f"ALTER TABLE incidents ADD COLUMN {column} {kind}")
 
-    def record(self, rule: AlertRule, target: str, value: float, now: float) -> tuple[Incident, bool]:
-        """Open an incident or count one more occurrence; (incident, newly opened)."""
+    def record(self, rule: AlertRule, target: str, value: float, now: float, detail: str = "") -> tuple[Incident, bool]:
+        """Open an incident or count one more occurrence; (incident, newly opened). `detail`
+        (e.g. which features drifted) follows the rule's message."""
         message = rule.message.format(rule=rule.name, signal=rule.signal, target=target, value=value, op=rule.op, threshold=rule.threshold)
+        if detail:
+            message = f"{message}: {detail}"[:1000]
         with self._lock, self._db:
             row = self._db.execute("SELECT id FROM incidents WHERE rule=? AND target=? AND status='open'", (rule.name, target)).fetchone()
             if row is None:
@@ -168,13 +171,14 @@ class Alerting:
         self.store = store
         self.clock = clock
 
-    def evaluate(self, signals: dict[str, dict[str, float]]) -> list[Incident]:
+    def evaluate(self, signals: dict[str, dict[str, float]], details: dict[str, dict[str, str]] | None = None) -> list[Incident]:
+        """`details`: target -> signal -> what the value stands for (named in the message)."""
         now = self.clock()
         changed = []
         fired = self.evaluator.firing(signals, now)
         still = set()
         for rule, target, value in fired:
-            incident, _ = self.store.record(rule, target, value, now)
+            incident, _ = self.store.record(rule, target, value, now, (details or {}).get(target, {}).get(rule.signal, ""))
             still.add((rule.name, target))
             changed.append(incident)
         for rule_name, target in self.store.open_keys() - still:

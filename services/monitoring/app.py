@@ -81,8 +81,9 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
 
     def round_() -> list:
         read_cost()
+        details: dict[str, dict[str, str]] = {}
         signals = model_signals(windows, objectives, settings.slo_window_scale, settings.alert_window_s, live, baselines,
-                                settings.drift_window_s, anomalies=anomalies, drift_cache=drift_cache)
+                                settings.drift_window_s, anomalies=anomalies, drift_cache=drift_cache, details=details)
         signals.update(version_signals(windows, settings.alert_window_s))
         view = costs.view
         if view is not None:
@@ -90,7 +91,7 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
                 signals.setdefault(model, {})["cost_per_1000_scores"] = value
             if view.budget_used is not None:
                 signals["mesh"] = {"budget_used": view.budget_used}
-        changed = alerting.evaluate(signals)
+        changed = alerting.evaluate(signals, details)
         OPEN_INCIDENTS.clear()
         for incident in store.list(include_resolved=False):
             OPEN_INCIDENTS.labels(incident.severity).inc()

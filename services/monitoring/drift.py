@@ -52,12 +52,27 @@ class DriftReport:
 
 def psi(reference: np.ndarray, live: np.ndarray, edges: np.ndarray) -> float:
     """Population stability index of `live` against `reference` over the bins between `edges`
-    (the reference's quantiles; the outer bins are open-ended)."""
-    inner = np.unique(edges[1:-1])
-    expected = np.bincount(np.searchsorted(inner, reference, side="right"), minlength=len(inner) + 1) / len(reference)
-    actual = np.bincount(np.searchsorted(inner, live, side="right"), minlength=len(inner) + 1) / len(live)
+    (the reference's quantiles; the outer bins are open-ended). A column with at most BINS
+    distinct reference values (one-hot, categorical) gets a bin per value and one for values the
+    reference never held: quantile edges collapse there, and a one-hot column that was always 0
+    would put its new 1s in the same open-ended bin as the 0s."""
+    distinct = np.unique(reference)
+    if len(distinct) <= BINS:
+        expected = _value_bins(distinct, reference) / len(reference)
+        actual = _value_bins(distinct, live) / len(live)
+    else:
+        inner = np.unique(edges[1:-1])
+        expected = np.bincount(np.searchsorted(inner, reference, side="right"), minlength=len(inner) + 1) / len(reference)
+        actual = np.bincount(np.searchsorted(inner, live, side="right"), minlength=len(inner) + 1) / len(live)
     expected, actual = np.maximum(expected, PSI_FLOOR), np.maximum(actual, PSI_FLOOR)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def _value_bins(values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Counts of `x` per value of `values` (sorted), then of everything else."""
+    index = np.searchsorted(values, x)
+    known = (index < len(values)) & (values[np.minimum(index, len(values) - 1)] == x)
+    return np.bincount(np.where(known, index, len(values)), minlength=len(values) + 1).astype(np.float64)
 
 
 def psi_threshold(live: int, reference: int, floor: float = 0.2, bins: int = BINS, quantile: float = 0.999) -> float:
@@ -87,3 +102,24 @@ def detect(reference: np.ndarray, live: np.ndarray, names: list[str], edges: np.
         for j in range(reference.shape[1])
     )
     return DriftReport(len(live), True, features)
+
+
+def stratified(reference: np.ndarray, reference_scores: np.ndarray, live: np.ndarray, key_columns: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The reference rows (and their scores) matched to the live traffic's mix of the routing
+    key (the one-hot `key_columns`, e.g. data_type): a model trained on every data type but routed
+    only search traffic sees search traffic, and that is no drift. Each key value present in both
+    keeps its live share, taking the baseline's rows in order (they are a random sample already);
+    a key value the baseline never saw stays in the live rows, and is drift."""
+    if not key_columns or not len(live):
+        return reference, reference_scores
+    reference_keys, live_keys = reference[:, key_columns].round(4), live[:, key_columns].round(4)
+    values, live_index = np.unique(live_keys, axis=0, return_inverse=True)
+    live_counts = np.bincount(live_index.ravel(), minlength=len(values))
+    pools = [np.flatnonzero((reference_keys == value).all(axis=1)) for value in values]
+    present = [i for i, pool in enumerate(pools) if len(pool)]
+    if not present:
+        return reference, reference_scores
+    shares = live_counts[present] / live_counts[present].sum()
+    total = min(len(pools[i]) / share for i, share in zip(present, shares))
+    chosen = np.concatenate([pools[i][: max(1, int(round(total * share)))] for i, share in zip(present, shares)])
+    return reference[chosen], reference_scores[chosen]

@@ -17,7 +17,11 @@ from domain.features.schema import SchemaError
 from domain.features.schema_store import SchemaStore
 from domain.models.baseline import Baseline, read_baseline
 from domain.models.repository import CONFIG_FILE
-from services.monitoring.drift import DriftReport, detect
+from services.monitoring.drift import DriftReport, detect, stratified
+
+# One-hot columns of the routing key: live traffic is compared with the baseline rows of the same
+# key values (routes send a model only some data types; see drift.stratified).
+ROUTING_KEY = "data_type="
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,12 @@ class LiveSamples:
         self.samples.setdefault((model, version), deque(maxlen=self.capacity)).append(Sample(timestamp, row, np.asarray(scores, dtype=np.float32)))
 
     def newest_version(self, model: str) -> str:
-        versions = [v for (m, v), samples in self.samples.items() if m == model and samples]
+        """The version serving now: the one with the latest sample (after a rollback that is the
+        older version again, not the numerically newest), the higher number on a tie."""
+        versions = [(samples[-1].timestamp, len(v), v) for (m, v), samples in self.samples.items() if m == model and samples]
         if not versions:
             raise NotFound(f"model_name: no live traffic of {model!r} yet")
-        return max(versions, key=lambda v: (len(v), v))  # numeric versions: "10" after "9"
+        return max(versions)[2]
 
     def window(self, model: str, version: str, window_s: float, dim: int, now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(feature rows of width `dim`, scores) of the last `window_s` seconds."""
@@ -100,6 +106,10 @@ def judge(live: LiveSamples, baselines: Baselines, model: str, version: str, win
     version = version or live.newest_version(model)
     reference = baselines.get(model, version)
     rows, scores = live.window(model, version, window_s, reference.baseline.features.shape[1], now)
-    features = detect(reference.baseline.features, rows, reference.names, reference.baseline.feature_quantiles)
-    score_report = detect(reference.baseline.scores[:, None], scores[:, None], ["score"])
+    baseline = reference.baseline
+    keys = [j for j, name in enumerate(reference.names) if name.startswith(ROUTING_KEY)]
+    base_rows, base_scores = stratified(baseline.features, baseline.scores, rows, keys)
+    edges = baseline.feature_quantiles if len(base_rows) == len(baseline.features) else None  # a subset has its own quantiles
+    features = detect(base_rows, rows, reference.names, edges)
+    score_report = detect(base_scores[:, None], scores[:, None], ["score"])
     return DriftResult(model, version, features, score_report)

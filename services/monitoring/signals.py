@@ -25,28 +25,34 @@ class LatencyAnomalies:
         return anomaly.score if anomaly is not None else 0.0
 
 
+DriftSignals = tuple[dict[str, float], dict[str, str]]
+"""(signal values, and the names behind them: which features drifted)."""
+
+
 class DriftCache:
     """The drift signals of each model, recomputed at most every `interval_s`."""
 
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
-        self._entries: dict[str, tuple[float, dict[str, float]]] = {}
+        self._entries: dict[str, tuple[float, DriftSignals]] = {}
 
-    def get(self, model: str, now: float) -> dict[str, float] | None:
+    def get(self, model: str, now: float) -> DriftSignals | None:
         entry = self._entries.get(model)
         return entry[1] if entry is not None and now - entry[0] < self.interval_s else None
 
-    def put(self, model: str, now: float, values: dict[str, float]) -> None:
-        self._entries[model] = (now, values)
+    def put(self, model: str, now: float, signals: DriftSignals) -> None:
+        self._entries[model] = (now, signals)
 
 
 def model_signals(windows: TelemetryWindows, objectives: list[Objective], scale: float, window_s: float,
                   live: LiveSamples | None = None, baselines: Baselines | None = None, drift_window_s: float = 300.0,
                   now: float | None = None, anomalies: LatencyAnomalies | None = None,
-                  drift_cache: DriftCache | None = None) -> dict[str, dict[str, float]]:
+                  drift_cache: DriftCache | None = None, details: dict[str, dict[str, str]] | None = None,
+                  ) -> dict[str, dict[str, float]]:
     """model -> {error_rate, availability, p50_ms, p99_ms, requests_per_second,
     p99_anomaly_score, slo_burn_fast_<objective>, drifted_features, score_drifted}; a model
-    without traffic in the window has no latency or error signals."""
+    without traffic in the window has no latency or error signals. `details`, when given, gets
+    model -> {"drifted_features": the drifted features' names} for the alert messages."""
     now = time.time() if now is None else now
     signals: dict[str, dict[str, float]] = {}
     for model in sorted({name for name, _ in windows.buckets}):
@@ -67,12 +73,17 @@ def model_signals(windows: TelemetryWindows, objectives: list[Objective], scale:
                 try:
                     result = judge(live, baselines, model, "", drift_window_s, now)
                 except NotFound:  # no live traffic with a baseline yet
-                    cached = {}
+                    cached = ({}, {})
                 else:
-                    cached = {"drifted_features": float(len(result.features.drifted)), "score_drifted": float(bool(result.scores.drifted))}
+                    drifted = result.features.drifted
+                    cached = ({"drifted_features": float(len(drifted)), "score_drifted": float(bool(result.scores.drifted))},
+                              {"drifted_features": ", ".join(f"{f.name} (PSI {f.psi:.2f}, KS p {f.ks_p_value:.2g})" for f in drifted[:5])
+                               + (f" and {len(drifted) - 5} more" if len(drifted) > 5 else "")} if drifted else {})
                 if drift_cache is not None:
                     drift_cache.put(model, now, cached)
-            values.update(cached)
+            values.update(cached[0])
+            if details is not None and cached[1]:
+                details[model] = cached[1]
         signals[model] = values
     return signals
 
@@ -90,7 +101,7 @@ def version_target(model: str, version: str) -> str:
 def version_signals(windows: TelemetryWindows, window_s: float, now: float | None = None,
                     min_requests: int = VERSION_MIN_REQUESTS) -> dict[str, dict[str, float]]:
     """`model:version` -> {version_error_rate, version_error_excess, version_latency_ratio (of
-    p99s, the inference hop's when known)}:
+    p50s or p99s, whichever is larger; the inference hop's when known)}:
     each version with traffic against the busiest other version of its model (the one in
     production, or the canary's baseline), as canary analysis compares them (Argo Rollouts,
     Flagger). A model with a single version in the window has none."""
@@ -108,12 +119,15 @@ def version_signals(windows: TelemetryWindows, window_s: float, now: float | Non
                 continue
             reference = max(others, key=lambda v: v.requests)
             # The model's own hop when both know it (what a version changes; the rest of a Score
-            # is features and the router), else the whole Score.
+            # is features and the router), else the whole Score. The median or p99, whichever
+            # rose more: a uniformly slower version moves the median most (under load the p99
+            # of both is mostly queueing), a version with a new tail moves the p99.
             hop = view.inference_p99_ms > 0 and reference.inference_p99_ms > 0
-            latency, reference_latency = (view.inference_p99_ms, reference.inference_p99_ms) if hop else (view.p99_ms, reference.p99_ms)
+            pairs = ([(view.inference_p50_ms, reference.inference_p50_ms), (view.inference_p99_ms, reference.inference_p99_ms)] if hop
+                     else [(view.p50_ms, reference.p50_ms), (view.p99_ms, reference.p99_ms)])
             signals[version_target(model, version)] = {
                 "version_error_rate": view.error_rate,
                 "version_error_excess": view.error_rate - reference.error_rate,
-                "version_latency_ratio": latency / max(reference_latency, 1e-3),
+                "version_latency_ratio": max(mine / max(theirs, 1e-3) for mine, theirs in pairs),
             }
     return signals

@@ -54,6 +54,7 @@ class WindowView:
     p95_ms: float
     p99_ms: float
     window_s: float
+    inference_p50_ms: float = 0.0
     inference_p99_ms: float = 0.0
 
     @property
@@ -129,5 +130,5 @@ class TelemetryWindows:
         if not requests:
             return WindowView(0, 0, 0, 0.0, 0.0, 0.0, window_s)
         p50, p95, p99 = (float(merged.get_quantile_value(q)) for q in (0.5, 0.95, 0.99))
-        hop_p99 = float(hop.get_quantile_value(0.99)) if hop.count else 0.0
-        return WindowView(requests, errors, slow, p50, p95, p99, window_s, hop_p99)
+        hop_p50, hop_p99 = (float(hop.get_quantile_value(q)) if hop.count else 0.0 for q in (0.5, 0.99))
+        return WindowView(requests, errors, slow, p50, p95, p99, window_s, hop_p50, hop_p99)

@@ -33,7 +33,9 @@ from training.train import ENSEMBLES, TrainOptions, train
 pytestmark = pytest.mark.mesh
 TOKEN = "recovery-test-token"
 COMMON = {"SCOREMESH_ADMIN_TOKEN": TOKEN}
-MONITORING_ENV = {**COMMON, "SCOREMESH_ALERT_INTERVAL_S": "0.5", "SCOREMESH_ALERT_WINDOW_S": "20", "SCOREMESH_BUCKET_S": "2"}
+DRIFT_WINDOW_S = 20.0
+MONITORING_ENV = {**COMMON, "SCOREMESH_ALERT_INTERVAL_S": "0.5", "SCOREMESH_ALERT_WINDOW_S": "20", "SCOREMESH_BUCKET_S": "2",
+                  "SCOREMESH_DRIFT_WINDOW_S": str(DRIFT_WINDOW_S), "SCOREMESH_DRIFT_INTERVAL_S": "1"}
 RECOVERY_ENV = {**COMMON, "SCOREMESH_RECONCILE_INTERVAL_S": "1", "SCOREMESH_ACTION_COOLDOWN_S": "5", "SCOREMESH_RECOVERY_TIMEOUT_S": "10"}
 
 
@@ -124,7 +126,8 @@ class Load(threading.Thread):
         self.args, self.codes = (address, concurrency, seconds), []
 
     def run(self) -> None:
-        _, self.codes = asyncio.run(closed_loop(*self.args, timeout=5.0))
+        # Every request a fresh draw of the synthetic generator: stationary traffic, for drift.
+        _, self.codes = asyncio.run(closed_loop(*self.args, timeout=5.0, distinct_requests=10**9))
 
 
 def test_a_slower_new_version_is_rolled_back_within_15_s_and_a_nan_version_never_serves(mesh):
@@ -156,9 +159,50 @@ def test_a_slower_new_version_is_rolled_back_within_15_s_and_a_nan_version_never
     assert versions_answering(router.address) == {"1"}
     load.join()
     print(f"\nslow version: rolled back {rolled_after:.1f} s after it appeared (action {rolled.duration_seconds:.2f} s, "
-          f"p99 ratio {slow.value:.1f}); {load.codes.count('OK')}/{len(load.codes)} Scores OK under concurrency 8")
+          f"latency ratio {slow.value:.1f}); {load.codes.count('OK')}/{len(load.codes)} Scores OK under concurrency 8")
     assert rolled_after <= 15.0
     assert load.codes.count("OK") == len(load.codes), Counter(load.codes)  # slow is not failed; a NaN version never served
+
+
+def test_one_shifted_input_field_raises_a_drift_alert_naming_its_feature_within_one_window(mesh):
+    router, monitoring = mesh["router"], mesh["monitoring"]
+    assert not [i for i in incidents(monitoring.address) if i.rule == "feature_drift"]  # stationary so far (test 2's 40 s of traffic)
+
+    async def shifted_traffic(stop: threading.Event) -> int:
+        sent = 0
+        async with grpc.aio.insecure_channel(router.address) as channel:
+            stub = router_pb2_grpc.RouterStub(channel)
+
+            async def caller(k):
+                nonlocal sent
+                while not stop.is_set():
+                    request = score_request(3, "search", seed=sent * 4 + k)
+                    request.context.user.age = 80  # every user now 80: the age feature drifts, nothing else
+                    await stub.Score(request, timeout=5)
+                    sent += 1
+
+            await asyncio.gather(*(caller(k) for k in range(4)))
+        return sent
+
+    stop, result = threading.Event(), {}
+    sender = threading.Thread(target=lambda: result.update(sent=asyncio.run(shifted_traffic(stop))))
+    started = time.monotonic()
+    sender.start()
+    drift = None
+    try:
+        while drift is None and time.monotonic() - started < DRIFT_WINDOW_S + 10:
+            drift = next((i for i in incidents(monitoring.address) if i.rule == "feature_drift" and i.status == "open"), None)
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        sender.join()
+    raised_after = time.monotonic() - started
+    assert drift is not None, "no drift alert"
+    print(f"\ndrift: alert {raised_after:.1f} s after the shift began (window {DRIFT_WINDOW_S:.0f} s, {result['sent']} Scores sent): "
+          f"{drift.message}")
+    assert drift.target == "ctr_ensemble" and "age (PSI" in drift.message
+    assert raised_after <= DRIFT_WINDOW_S
+    assert not [a for a in actions(mesh["recovery"].address) if "drift" in a.reason]  # drift's policy: watch, not act
 
 
 def test_monitoring_and_recovery_restarted_keep_incidents_audit_and_rollbacks(mesh):

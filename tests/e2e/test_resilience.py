@@ -69,7 +69,10 @@ def picks(router: ServiceProcess) -> dict[str, float]:
     return found
 
 
-async def closed_loop(address: str, concurrency: int, seconds: float, timeout: float = 2.0) -> tuple[list[float], list[str]]:
+async def closed_loop(address: str, concurrency: int, seconds: float, timeout: float = 2.0,
+                      distinct_requests: int = 50) -> tuple[list[float], list[str]]:
+    """`concurrency` callers back to back; requests cycle through `distinct_requests` seeds of the
+    synthetic generator (a large number: traffic drawn as training data was, for drift)."""
     latencies, codes = [], []
     channels = [grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(4)]
     stubs = itertools.cycle([router_pb2_grpc.RouterStub(c) for c in channels])
@@ -80,7 +83,7 @@ async def closed_loop(address: str, concurrency: int, seconds: float, timeout: f
         while time.monotonic() < stop:
             started = time.monotonic()
             try:
-                await next(stubs).Score(score_request(3, "search", seed=next(seeds) % 50), timeout=timeout)
+                await next(stubs).Score(score_request(3, "search", seed=next(seeds) % distinct_requests), timeout=timeout)
                 codes.append("OK")
             except grpc.aio.AioRpcError as error:
                 codes.append(error.code().name)

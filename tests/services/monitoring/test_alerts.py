@@ -74,3 +74,10 @@ def test_a_store_written_before_signal_and_value_existed_is_migrated_in_place(tm
     incident, opened = store.record(ERRORS, "ctr", 0.4, 5.0)
     assert (opened, incident.count, incident.signal, incident.value) == (False, 4, "", 0.4)
     store.close()
+
+
+def test_an_incident_message_names_what_the_value_stands_for(tmp_path):
+    drift = AlertRule("feature_drift", "drifted_features", "gt", 0.0, severity="medium")
+    alerting = Alerting(RuleEvaluator([drift]), IncidentStore(tmp_path / "monitoring.sqlite"), Clock())
+    (incident,) = alerting.evaluate({"ctr": {"drifted_features": 1.0}}, {"ctr": {"drifted_features": "age (PSI 1.20, KS p 1e-30)"}})
+    assert incident.message == "feature_drift: drifted_features of ctr is 1 (gt 0): age (PSI 1.20, KS p 1e-30)"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from services.monitoring.drift import detect, psi, psi_threshold
+from services.monitoring.drift import detect, psi, psi_threshold, stratified
 
 FEATURES = [f"f{j}" for j in range(40)]
 
@@ -50,3 +50,24 @@ def test_too_few_samples_are_not_judged():
     rng = np.random.default_rng(3)
     report = detect(rng.normal(size=(2000, 3)), rng.normal(size=(99, 3)) + 5, FEATURES[:3])
     assert not report.judged and report.drifted == ()
+
+
+def test_the_baseline_is_matched_to_the_live_mix_of_the_routing_key():
+    rng = np.random.default_rng(4)
+    kinds = rng.integers(0, 3, 3000)  # a model trained on three data types alike
+    one_hot = np.eye(3)[kinds]
+    value = rng.normal(size=3000) + kinds  # a feature whose level depends on the data type
+    reference = np.column_stack([one_hot, value])
+    scores = value / 10
+    names = ["data_type=search", "data_type=display", "data_type=conversion", "x"]
+    live_kinds = rng.choice([0, 1], 600, p=[0.8, 0.2])  # the route sends mostly search, some display
+    live = np.column_stack([np.eye(3)[live_kinds], rng.normal(size=600) + live_kinds])
+    assert {f.name for f in detect(reference, live, names).drifted} >= {"data_type=search", "data_type=conversion", "x"}
+    matched, matched_scores = stratified(reference, scores, live, [0, 1, 2])
+    assert detect(matched, live, names).drifted == ()  # the same traffic, compared like with like
+    shares = matched[:, :3].mean(axis=0)
+    assert shares[0] == pytest.approx(0.8, abs=0.02) and shares[2] == 0.0 and len(matched_scores) == len(matched)
+    novel = np.column_stack([np.eye(3)[np.full(200, 2)], rng.normal(size=200) + 2])  # a data type that appears ...
+    live_with_new = np.vstack([live[:, :], novel])
+    only_search = stratified(reference[kinds == 0], scores[kinds == 0], live_with_new, [0, 1, 2])[0]  # ... that training never saw
+    assert {f.name for f in detect(only_search, live_with_new, names).drifted} >= {"data_type=conversion"}

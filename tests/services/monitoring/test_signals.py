@@ -61,3 +61,10 @@ def test_each_version_is_compared_with_the_busiest_other_version_of_its_model():
         for _ in range(40):
             hop.add(Record("ctr", "OK", 10.0 + inference_ms, NOW - 1, model_version=version, inference_ms=inference_ms))
     assert version_signals(hop, 10.0, now=NOW)["ctr:2"]["version_latency_ratio"] == pytest.approx(8.0, rel=0.03)
+    # A uniformly slower version under load: the median rose tenfold, both p99s are queueing.
+    median = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
+    for version, typical in (("1", 1.0), ("2", 10.0)):
+        for i in range(100):
+            hop_ms = 40.0 if i >= 90 else typical  # the slowest tenth waited in the queue, in both
+            median.add(Record("ctr", "OK", 10.0 + hop_ms, NOW - 1, model_version=version, inference_ms=hop_ms))
+    assert version_signals(median, 10.0, now=NOW)["ctr:2"]["version_latency_ratio"] == pytest.approx(10.0, rel=0.03)

@@ -84,7 +84,7 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
         details: dict[str, dict[str, str]] = {}
         signals = model_signals(windows, objectives, settings.slo_window_scale, settings.alert_window_s, live, baselines,
                                 settings.drift_window_s, anomalies=anomalies, drift_cache=drift_cache, details=details)
-        signals.update(version_signals(windows, settings.alert_window_s))
+        signals.update(version_signals(windows, settings.alert_window_s, live=live))
         view = costs.view
         if view is not None:
             for model, value in view.cost_per_1000_scores.items():

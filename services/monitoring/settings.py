@@ -10,7 +10,7 @@ from mesh.config import MeshSettings
 
 SIGNALS = ("error_rate", "availability", "p50_ms", "p99_ms", "requests_per_second", "p99_anomaly_score", "slo_burn_fast_availability",
            "slo_burn_fast_latency", "drifted_features", "score_drifted", "cost_per_1000_scores", "budget_used",
-           "version_error_rate", "version_error_excess", "version_latency_ratio")
+           "version_error_rate", "version_error_excess", "version_latency_ratio", "version_score_shift")
 
 
 class AlertRuleConfig(BaseModel):
@@ -42,6 +42,7 @@ DEFAULT_RULES = [
     # recovery rolls such a version back.
     AlertRuleConfig(name="version_errors", signal="version_error_excess", op="gt", threshold=0.05, severity="critical"),
     AlertRuleConfig(name="version_slow", signal="version_latency_ratio", op="gt", threshold=3.0, severity="critical"),
+    AlertRuleConfig(name="version_score_shift", signal="version_score_shift", op="gt", threshold=1.0, severity="high"),
     # The month the current spend projects, against monthly_budget (target "mesh"; only with a budget).
     AlertRuleConfig(name="budget_70", signal="budget_used", op="gt", threshold=0.70, severity="medium", target="mesh"),
     AlertRuleConfig(name="budget_80", signal="budget_used", op="gt", threshold=0.80, severity="high", target="mesh"),

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from domain.errors import NotFound
 from services.monitoring.anomaly import ZScoreDetector
+from services.monitoring.drift import BINS, psi, psi_threshold
 from services.monitoring.live import Baselines, LiveSamples, judge
 from services.monitoring.slo import Objective, evaluate
 from services.monitoring.windows import TelemetryWindows
@@ -88,6 +91,8 @@ def model_signals(windows: TelemetryWindows, objectives: list[Objective], scale:
     return signals
 
 
+SCORE_MIN_SAMPLES = 100
+"""Scores each version needs before their distributions are compared (as drift needs)."""
 VERSION_MIN_REQUESTS = 20
 """Requests a version, and the version it is compared with, need in the window before they are
 compared (fewer make a p99 of noise)."""
@@ -99,12 +104,14 @@ def version_target(model: str, version: str) -> str:
 
 
 def version_signals(windows: TelemetryWindows, window_s: float, now: float | None = None,
-                    min_requests: int = VERSION_MIN_REQUESTS) -> dict[str, dict[str, float]]:
+                    min_requests: int = VERSION_MIN_REQUESTS, live: LiveSamples | None = None) -> dict[str, dict[str, float]]:
     """`model:version` -> {version_error_rate, version_error_excess, version_latency_ratio (of
     p50s or p99s, whichever is larger; the inference hop's when known)}:
     each version with traffic against the busiest other version of its model (the one in
     production, or the canary's baseline), as canary analysis compares them (Argo Rollouts,
-    Flagger). A model with a single version in the window has none."""
+    Flagger). A model with a single version in the window has none. With `live` samples, also
+    version_score_shift: the PSI between the two versions' scores over its no-drift threshold for
+    these sample sizes (above 1: the version scores traffic differently; at least 100 each)."""
     now = time.time() if now is None else now
     views: dict[str, dict[str, object]] = {}
     for model, version in windows.buckets:
@@ -130,4 +137,11 @@ def version_signals(windows: TelemetryWindows, window_s: float, now: float | Non
                 "version_error_excess": view.error_rate - reference.error_rate,
                 "version_latency_ratio": max(mine / max(theirs, 1e-3) for mine, theirs in pairs),
             }
+            if live is not None:
+                reference_version = next(name for name, v in by_version.items() if v is reference)
+                _, mine = live.window(model, version, window_s, 0, now)
+                _, theirs = live.window(model, reference_version, window_s, 0, now)
+                if min(len(mine), len(theirs)) >= SCORE_MIN_SAMPLES:
+                    edges = np.quantile(theirs, np.linspace(0, 1, BINS + 1))
+                    signals[version_target(model, version)]["version_score_shift"] = psi(theirs, mine, edges) / psi_threshold(len(mine), len(theirs))
     return signals

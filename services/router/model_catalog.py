@@ -58,6 +58,10 @@ def _version_key(version: str) -> tuple[int, int | str]:
     return (0, int(version)) if version.isdigit() else (1, version)
 
 
+class VersionNotServed(Unavailable):
+    """The model is served, but no replica serves the version asked for (rolled back, unloaded)."""
+
+
 class ModelCatalog:
     def __init__(self, replicas: ListReplicas, describe: Describe, max_age_s: float = 2.0) -> None:
         self._replicas = replicas
@@ -126,7 +130,7 @@ class ModelCatalog:
     async def _choice(self, model: str, version: str, served: dict[str, frozenset[str]]) -> ModelChoice:
         if version:
             if not any(version in versions for versions in served.values()):
-                raise Unavailable(f"inference: no replica serves model {model!r} version {version!r} (served: "
+                raise VersionNotServed(f"inference: no replica serves model {model!r} version {version!r} (served: "
                                   f"{', '.join(sorted(set().union(*served.values()), key=_version_key))})")
             chosen = version
         else:

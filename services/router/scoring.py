@@ -28,7 +28,7 @@ from domain.request import MAX_STRING_LENGTH, CandidateColumns, Context, validat
 from mesh.metrics import LATENCY_BUCKETS
 from services.router import pipeline, postprocess
 from services.router.admission import AdmissionControl
-from services.router.model_catalog import ModelCatalog, ModelChoice
+from services.router.model_catalog import ModelCatalog, ModelChoice, VersionNotServed
 from services.router.routing_config import Arm, Route, RoutingConfig, Stage
 from services.router.rules import Match, RequestView
 from services.router.telemetry_buffer import TelemetryBuffer
@@ -38,8 +38,9 @@ from services.router.telemetry_buffer import TelemetryBuffer
 # and the error stands).
 VERSION_GONE_STATUSES = ("NOT_FOUND", "UNAVAILABLE")
 VERSION_CHANGES = Counter("scoremesh_router_version_changes_total",
-                          "Scores re-sent to the version now newest because the one chosen went away (a rollback or an unload).",
-                          ["ensemble"])
+                          "Scores served by another version than the one chosen: it went away during the call (version_gone) "
+                          "or the arm pins a version no replica serves (arm_version_not_served, e.g. a canary rolled back).",
+                          ["ensemble", "reason"])
 ROUTED = Counter("scoremesh_router_scores_total", "Scores by route, split arm, outcome and routing configuration version.",
                  ["route", "arm", "outcome", "config_version"])
 STAGES = Histogram("scoremesh_router_stage_seconds", "Pipeline stage latency by outcome.", ["stage", "outcome"], buckets=LATENCY_BUCKETS)
@@ -216,10 +217,20 @@ class ScoringPipeline:
 
     async def _extract(self, run: _Run, stage: Stage, timeout: float) -> None:
         t = time.perf_counter()
-        run.choice = await self.catalog.choose(run.route.ensemble, run.arm.version)
+        run.choice = await self._choose(run)
         run.features = await self.extract(run.request, run.choice.schema_version, timeout, self._attempts(stage))
         run.state.outputs["feature_extraction.degraded"] = run.features.degraded
         run.timings["features"] = (time.perf_counter() - t) * 1000
+
+    async def _choose(self, run: _Run) -> ModelChoice:
+        """The arm's version; when the arm pins one that no replica serves any more (a canary
+        rolled back), the newest served instead, as a rollout tool sends an aborted canary's
+        traffic back to the stable version. The response names the version that answered."""
+        try:
+            return await self.catalog.choose(run.route.ensemble, run.arm.version)
+        except VersionNotServed:
+            VERSION_CHANGES.labels(run.route.ensemble, "arm_version_not_served").inc()
+            return await self.catalog.choose(run.route.ensemble)
 
     async def _infer(self, run: _Run, stage: Stage, timeout: float) -> None:
         t = time.perf_counter()
@@ -228,19 +239,19 @@ class ScoringPipeline:
             try:
                 run.inference = await self._call_model(run.choice, run, deadline, self._attempts(stage))
             except UpstreamError as error:
-                # The newest version went away under us (rolled back, unloaded): ask the catalog
-                # again and call the version now newest, once. A version the route pins stays.
-                if run.arm.version or error.status not in VERSION_GONE_STATUSES or time.monotonic() >= deadline:
+                # The version chosen went away under us (rolled back, unloaded): ask the catalog
+                # again and call the version it now gives, once.
+                if error.status not in VERSION_GONE_STATUSES or time.monotonic() >= deadline:
                     raise
                 self.catalog.invalidate(run.choice.model)
-                again = await self.catalog.choose(run.route.ensemble)
+                again = await self._choose(run)
                 if again.version == run.choice.version:
                     raise
                 if again.feature_schema != run.features.schema:
                     run.features = await self.extract(run.request, again.schema_version, deadline - time.monotonic(), None)
                 run.choice = again
                 run.inference = await self._call_model(again, run, deadline, self._attempts(stage))
-                VERSION_CHANGES.labels(run.route.ensemble).inc()
+                VERSION_CHANGES.labels(run.route.ensemble, "version_gone").inc()
         except MeshError as error:
             fallback = run.route.fallback
             if stage.on_error != "fallback" or not fallback or error.status not in FALLBACK_STATUSES or time.monotonic() >= deadline:

@@ -389,4 +389,4 @@ def test_sigkill_of_an_inference_replica_is_survived_and_repaired(mesh):
     assert actions[-1].trigger == "health_check" and 0 < actions[-1].duration_seconds < 60
     persisted = AuditLog(mesh.state_dir / "audit" / "recovery.sqlite").entries()  # on disk, not only in the process
     assert any(e.instance_id == "inference-1" and e.outcome == "succeeded" for e in persisted)
-    assert len(stub.Score(score_request(2), timeout=5).candidates) == 2
+    assert len(router_stub(mesh).Score(score_request(2), timeout=5).candidates) == 2

@@ -1,8 +1,10 @@
 """The per-model signals the alert rules read."""
 
+import numpy as np
 import pytest
 
 from services.monitoring.signals import LatencyAnomalies, model_signals, version_signals
+from services.monitoring.live import LiveSamples
 from services.monitoring.slo import Objective
 from services.monitoring.windows import Record, TelemetryWindows
 
@@ -68,3 +70,17 @@ def test_each_version_is_compared_with_the_busiest_other_version_of_its_model():
             hop_ms = 40.0 if i >= 90 else typical  # the slowest tenth waited in the queue, in both
             median.add(Record("ctr", "OK", 10.0 + hop_ms, NOW - 1, model_version=version, inference_ms=hop_ms))
     assert version_signals(median, 10.0, now=NOW)["ctr:2"]["version_latency_ratio"] == pytest.approx(10.0, rel=0.03)
+
+
+
+def test_a_version_that_scores_traffic_differently_from_production_is_flagged_and_a_copy_is_not():
+    rng = np.random.default_rng(7)
+    windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
+    live = LiveSamples()
+    for version, shift in (("1", 0.0), ("2", 0.0), ("3", 0.25)):
+        for score in np.clip(rng.normal(0.3 + shift, 0.1, 400), 0, 1):
+            windows.add(Record("ctr", "OK", 10.0, NOW - 1, model_version=version))
+            live.add("ctr", version, NOW - 1, [], [float(score)])
+    signals = version_signals(windows, 10.0, now=NOW, live=live)
+    assert signals["ctr:3"]["version_score_shift"] > 1.0  # its scores moved by 2.5 standard deviations
+    assert signals["ctr:2"]["version_score_shift"] < 1.0  # the same distribution as production (v1)

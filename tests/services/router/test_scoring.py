@@ -155,7 +155,7 @@ def test_the_fallback_ensemble_is_really_called_and_the_response_says_so():
     assert score_response(result, "").fallback_used
 
 
-def test_a_version_rolled_back_under_a_request_is_replaced_by_the_one_now_newest():
+def test_a_version_rolled_back_is_replaced_by_the_one_served_during_a_request_and_for_a_canary_arm():
     mesh = Mesh()
     pipeline, _, _ = scorer(mesh)
     run(pipeline.score(request(), 1.0))  # the catalog now knows v2 as the newest
@@ -164,9 +164,11 @@ def test_a_version_rolled_back_under_a_request_is_replaced_by_the_one_now_newest
     result = run(pipeline.score(request(), 1.0))
     assert result.model_version == "1"
     assert mesh.calls == [("extract", "5", 3), ("infer", "cvr_ensemble", "2", "ads/5", None), ("infer", "cvr_ensemble", "1", "ads/5", None)]
-    pinned, _, _ = scorer(mesh, with_route(split=[{"arm": "v2", "version": "2", "weight": 1.0}]))
-    with pytest.raises(MeshError, match="no replica serves model 'cvr_ensemble' version '2'"):  # a pinned version is not swapped silently
-        run(pinned.score(request(), 1.0))
+    # A canary arm whose version was rolled back: its traffic goes to the version served, as a
+    # rollout tool sends an aborted canary's traffic back to the stable version.
+    pinned, _, _ = scorer(mesh, with_route(split=[{"arm": "canary", "version": "2", "weight": 1.0}]))
+    canary = run(pinned.score(request(), 1.0))
+    assert (canary.arm, canary.model_version) == ("canary", "1")
 
 
 def test_without_a_fallback_the_failure_names_the_stage_and_keeps_its_status():

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from domain.errors import NotFound
+from domain.errors import FailedPrecondition, InvalidArgument, NotFound, quote
 from mesh.admin_auth import check_bearer
 from mesh.handlers import header
 from scoremesh.v1 import supervisor_pb2, supervisor_pb2_grpc
@@ -62,6 +62,9 @@ def default_specs(inference_replicas: int = 2) -> list[ProcessSpec]:
     specs += [ProcessSpec("inference", f"inference-{i + 1}") for i in range(inference_replicas)]
     specs += [ProcessSpec("monitoring", "monitoring-1"), ProcessSpec("router", "router-1"), ProcessSpec("recovery", "recovery-1")]
     return specs
+
+
+MAX_REPLICAS = 10  # shared/REFERENCE.md's autoscaling range is [1, 10]
 
 
 class Supervisor:
@@ -109,13 +112,31 @@ class Supervisor:
     async def restart(self, instance_id: str, reason: str) -> ManagedProcess:
         managed = self.processes.get(instance_id)
         if managed is None:
-            raise NotFound(f"instance_id: {instance_id!r} is not managed by this supervisor")
+            raise NotFound(f"instance_id: {quote(instance_id)} is not managed by this supervisor")
         log.info("restarting %s: %s", instance_id, reason)
         old = managed.process
         managed.process = None  # the exit watcher of the old process must not act
         if old is not None and old.returncode is None:
             await self._terminate(old)
         managed.restarts += 1
+        await self._launch(managed)
+        return managed
+
+    async def add_replica(self, service: str, reason: str, max_replicas: int = MAX_REPLICAS) -> ManagedProcess:
+        """One more instance of `service` (`<service>-<n+1>`), with the environment of its first
+        replica (under --tls: its certificate; replicas of a service share an identity)."""
+        replicas = [m for m in self.processes.values() if m.spec.service == service]
+        if not replicas:
+            raise NotFound(f"service: {quote(service)} is not run by this supervisor")
+        limit = min(max_replicas or MAX_REPLICAS, MAX_REPLICAS)
+        if len(replicas) >= limit:
+            raise FailedPrecondition(f"service: {service} runs {len(replicas)} replicas, the most allowed ({limit})")
+        numbers = [int(m.spec.instance_id.rpartition("-")[2]) for m in replicas if m.spec.instance_id.rpartition("-")[2].isdigit()]
+        spec = ProcessSpec(service, f"{service}-{max(numbers, default=len(replicas)) + 1}")
+        if replicas[0].spec.instance_id in self.instance_env:
+            self.instance_env[spec.instance_id] = self.instance_env[replicas[0].spec.instance_id]
+        managed = self.processes[spec.instance_id] = ManagedProcess(spec)
+        log.info("adding %s: %s", spec.instance_id, reason)
         await self._launch(managed)
         return managed
 
@@ -168,3 +189,10 @@ class SupervisorServicer(supervisor_pb2_grpc.SupervisorServicer):
         check_bearer(header(context, "authorization"), self.admin_token, "restarts")
         managed = await self.supervisor.restart(request.instance_id, request.reason or "requested")
         return supervisor_pb2.RestartInstanceResponse(process=self._describe(managed))
+
+    async def AddReplica(self, request, context):
+        check_bearer(header(context, "authorization"), self.admin_token, "scaling")
+        if request.max_replicas < 0:
+            raise InvalidArgument(f"max_replicas: must be >= 0 (got {request.max_replicas})")
+        managed = await self.supervisor.add_replica(request.service, request.reason or "requested", request.max_replicas)
+        return supervisor_pb2.AddReplicaResponse(process=self._describe(managed))

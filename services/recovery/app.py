@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+from domain.errors import MeshError
 from mesh.admin_auth import admin_token
 from mesh.discovery import Instance, InstanceState
 from mesh.health_probe import HealthProber
@@ -59,11 +60,30 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
 
     audit = AuditLog(settings.state_dir / "audit" / "recovery.sqlite")
     rollbacks = Rollbacks(settings.state_dir / "audit" / "recovery.sqlite")
+
+    async def add_replica(service: str, reason: str) -> str:
+        try:
+            response = await supervisor.call(
+                "AddReplica", supervisor_pb2.AddReplicaRequest(service=service, reason=reason[:500], max_replicas=settings.max_local_replicas),
+                timeout=10.0, attempts=1, hedge=False, metadata=credentials,
+            )
+        except MeshError as error:
+            return f"failed: {error.status}: {error.message[:300]}"
+        instance_id = response.process.instance_id
+        until = time.monotonic() + settings.recovery_timeout_s
+        while time.monotonic() < until:  # verified: registered and passing its health check
+            state = await lookup(instance_id)
+            if state is not None and (await probe(state))[0] and state.healthy:
+                return f"succeeded: {instance_id} serving"
+            await asyncio.sleep(0.5)
+        return f"failed: {instance_id} not healthy {settings.recovery_timeout_s:.0f}s after its start"
+
     replicas = InferenceReplicas(runtime.registry, runtime.channels, token)
     responder = AlertResponder(
         settings.alert_policies, Gate(settings.action_cooldown_s, settings.give_up_after), audit, rollbacks, replicas.control(),
         attempts=settings.restart_attempts, backoff_s=settings.restart_backoff_s, verify_timeout_s=settings.recovery_timeout_s,
         latency_limit_ms=settings.latency_limit_ms,
+        add_replica=None if settings.restarts_by == "orchestrator" else add_replica,
     )
     alerts = AlertSubscriptions(runtime.registry, runtime.channels, responder.on_alert)
 

@@ -9,7 +9,8 @@ from scoremesh.v1 import recovery_pb2
 from services.recovery.audit import AuditEntry
 from services.recovery.recoverer import ACTIONS, Tracked
 
-VERSION_ACTIONS = ("rollback_version", "release_version")
+TARGET_ACTIONS = ("rollback_version", "release_version", "scale_up")
+"""Actions on a target (`model:version`, or a service for scale_up) rather than an instance."""
 
 DEFAULT_LIMIT = 100
 
@@ -49,9 +50,9 @@ def actions_to_proto(entries: list[AuditEntry]) -> recovery_pb2.ListActionsRespo
 def trigger_from_proto(request: recovery_pb2.TriggerRequest) -> tuple[str, str, str, bool]:
     """(action, instance id or model:version target, reason, dry run); the action must be one
     recovery knows, with the field it needs."""
-    if request.action not in ACTIONS + VERSION_ACTIONS:
-        raise InvalidArgument(f"action: must be one of {', '.join(ACTIONS + VERSION_ACTIONS)} (got {quote(request.action)})")
-    field = "target" if request.action in VERSION_ACTIONS else "instance_id"
+    if request.action not in ACTIONS + TARGET_ACTIONS:
+        raise InvalidArgument(f"action: must be one of {', '.join(ACTIONS + TARGET_ACTIONS)} (got {quote(request.action)})")
+    field = "target" if request.action in TARGET_ACTIONS else "instance_id"
     if not getattr(request, field):
         raise InvalidArgument(f"{field}: required for {request.action}")
     return request.action, getattr(request, field), request.reason[:500] or "manual trigger", request.dry_run

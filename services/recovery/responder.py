@@ -34,11 +34,16 @@ class VersionControl:
     """(model) -> problems; loads the model again on every replica, lifting its holds."""
 
 
+AddReplica = Callable[[str, str], Awaitable[str]]
+"""(service, reason) -> the verified outcome ("succeeded: ...", "failed: ...", "not run: ...")."""
+
+
 class AlertResponder:
     def __init__(self, policies: dict[str, str], gate: Gate, audit: AuditLog, rollbacks: Rollbacks, versions: VersionControl,
                  attempts: int = 3, backoff_s: float = 5.0, verify_timeout_s: float = 30.0, poll_s: float = 0.5,
-                 latency_limit_ms: float = 10_000.0) -> None:
+                 latency_limit_ms: float = 10_000.0, add_replica: AddReplica | None = None) -> None:
         self.policies, self.gate, self.audit, self.rollbacks, self.versions = policies, gate, audit, rollbacks, versions
+        self.add_replica = add_replica
         self.attempts, self.backoff_s, self.verify_timeout_s, self.poll_s = attempts, backoff_s, verify_timeout_s, poll_s
         self.latency_limit_ms = latency_limit_ms
         self.running: set[asyncio.Task] = set()
@@ -53,6 +58,13 @@ class AlertResponder:
         action = self.policies.get(failure, "none")
         if action == "none":
             return None
+        reason = f"{alert.rule} ({failure}): {alert.message}"
+        if action == "scale_up":
+            allowed, why = self.gate.may_start(key)
+            if not allowed:
+                return None
+            # Alerts name models; every model is served by the inference service.
+            return self._spawn(self._run_scale_up(key, "inference", reason, f"alert:{alert.rule}"), f"scale-up-{alert.target}")
         try:
             model, version = parse_version_target(alert.target)
         except ValueError as error:
@@ -64,11 +76,35 @@ class AlertResponder:
         if not allowed:
             log.debug("alert %s on %s: %s not started: %s", alert.rule, alert.target, action, why)
             return None
-        reason = f"{alert.rule} ({failure}): {alert.message}"
-        task = asyncio.create_task(self._run_rollback(key, model, version, reason, f"alert:{alert.rule}"), name=f"rollback-{alert.target}")
+        return self._spawn(self._run_rollback(key, model, version, reason, f"alert:{alert.rule}"), f"rollback-{alert.target}")
+
+    def _spawn(self, coroutine, name: str) -> asyncio.Task:
+        task = asyncio.create_task(coroutine, name=name)
         self.running.add(task)
         task.add_done_callback(self.running.discard)
         return task
+
+    async def _run_scale_up(self, key: tuple[str, str], service: str, reason: str, trigger: str) -> AuditEntry:
+        entry = None
+        try:
+            entry = await self.scale_up(service, reason, trigger)
+        finally:
+            self.gate.done(key, entry is not None and not entry.outcome.startswith("failed"))
+        return entry
+
+    async def scale_up(self, service: str, reason: str, trigger: str) -> AuditEntry:
+        """One more replica (bounded; verified healthy), or nothing where replicas are the
+        orchestrator's; audited either way."""
+        started = time.monotonic()
+        if self.add_replica is None:
+            outcome = "not run: replicas are the orchestrator's here (e.g. the Kubernetes HPA)"
+        else:
+            outcome = await self.add_replica(service, reason)
+        entry = AuditEntry(uuid.uuid4().hex[:12], time.time(), "scale_up", service, service, reason, outcome,
+                           time.monotonic() - started, trigger)
+        self.audit.append(entry)
+        log.info("scale_up %s: %s", service, outcome)
+        return entry
 
     async def _run_rollback(self, key: tuple[str, str], model: str, version: str, reason: str, trigger: str) -> AuditEntry:
         entry = None
@@ -118,7 +154,12 @@ class AlertResponder:
         return entries
 
     async def trigger(self, action: str, target: str, reason: str, dry_run: bool = False) -> AuditEntry:
-        """Recovery/Trigger for version actions: rollback_version or release_version of `model:version`."""
+        """Recovery/Trigger for version actions — rollback_version or release_version of
+        `model:version` — and scale_up of a service."""
+        if action == "scale_up":
+            if dry_run:
+                return self._audit(action, target, reason, f"dry run: would add a replica of {target}", 0.0, "manual", dry_run=True)
+            return await self.scale_up(target, reason, "manual")
         try:
             model, version = parse_version_target(target)
         except ValueError as error:

@@ -28,7 +28,7 @@ class RecoveryServicer(recovery_pb2_grpc.RecoveryServicer):
     async def Trigger(self, request, context):
         check_bearer(header(context, "authorization"), self.admin_token, "recovery triggers")
         action, target, reason, dry_run = converters.trigger_from_proto(request)
-        if action in converters.VERSION_ACTIONS:
+        if action in converters.TARGET_ACTIONS:
             return converters.trigger_to_proto(await self.responder.trigger(action, target, reason, dry_run))
         return converters.trigger_to_proto(await self.recoverer.trigger(action, target, reason, dry_run))
 

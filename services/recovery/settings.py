@@ -38,7 +38,12 @@ class RecoverySettings(MeshSettings):
 
     alert_policies: dict[str, Literal[ALERT_ACTIONS]] = DEFAULT_POLICIES  # type: ignore[valid-type]
     """Failure type (services.recovery.policies.FAILURE_TYPES, classified from monitoring's alerts)
-    -> action: `rollback_version` (the alert's target model:version) or `none` (watch only)."""
+    -> action: `rollback_version` (the alert's target model:version), `scale_up` (one more
+    inference replica) or `none` (watch only)."""
+
+    max_local_replicas: int = Field(default=4, ge=1, le=10)
+    """scale_up starts replicas through the local supervisor up to this many per service (under
+    an orchestrator, replicas are its autoscaler's)."""
 
     watch_alerts: bool = True
     """Follow every monitoring instance's WatchAlerts stream and act on alerts by the policies."""

@@ -324,6 +324,24 @@ def test_mesh_bench_measures_score_against_the_floor_in_the_same_run(mesh, tmp_p
         assert mesh_level["cpu_ms_per_request"]["router"] > 0 and floor["cpu_ms_per_request"]["floor"] > 0
 
 
+def test_scale_up_adds_a_bounded_replica_through_the_supervisor_verified_and_audited(mesh):
+    admin = [("authorization", f"Bearer {(mesh.state_dir / 'admin-token').read_text().strip()}")]
+    with grpc.insecure_channel(mesh.address("recovery")) as channel:
+        recovery = recovery_pb2_grpc.RecoveryStub(channel)
+        request = recovery_pb2.TriggerRequest(action="scale_up", target="inference", reason="test: more capacity")
+        with pytest.raises(grpc.RpcError) as refused:
+            recovery.Trigger(request, timeout=60)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        action = recovery.Trigger(request, timeout=60, metadata=admin).action
+        assert (action.action, action.service, action.trigger) == ("scale_up", "inference", "manual")
+        assert action.outcome == "succeeded: inference-3 serving", action.outcome
+        assert 0 < action.duration_seconds < 60
+        unknown = recovery.Trigger(recovery_pb2.TriggerRequest(action="scale_up", target="nope"), timeout=60, metadata=admin).action
+        assert unknown.outcome.startswith("failed: NOT_FOUND") and "service: 'nope' is not run by this supervisor" in unknown.outcome
+    status = mesh.status()
+    assert any(i["id"] == "inference-3" and i["healthy"] for i in status["instances"])
+
+
 # ---- keep last: it kills a replica of the shared mesh ------------------------------------------
 def test_sigkill_of_an_inference_replica_is_survived_and_repaired(mesh):
     import os

@@ -43,3 +43,19 @@ class RestartInstanceResponse(_message.Message):
     PROCESS_FIELD_NUMBER: _ClassVar[int]
     process: ManagedProcess
     def __init__(self, process: _Optional[_Union[ManagedProcess, _Mapping]] = ...) -> None: ...
+
+class AddReplicaRequest(_message.Message):
+    __slots__ = ("service", "reason", "max_replicas")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    reason: str
+    max_replicas: int
+    def __init__(self, service: _Optional[str] = ..., reason: _Optional[str] = ..., max_replicas: _Optional[int] = ...) -> None: ...
+
+class AddReplicaResponse(_message.Message):
+    __slots__ = ("process",)
+    PROCESS_FIELD_NUMBER: _ClassVar[int]
+    process: ManagedProcess
+    def __init__(self, process: _Optional[_Union[ManagedProcess, _Mapping]] = ...) -> None: ...

@@ -45,6 +45,11 @@ class SupervisorStub:
                 request_serializer=scoremesh_dot_v1_dot_supervisor__pb2.RestartInstanceRequest.SerializeToString,
                 response_deserializer=scoremesh_dot_v1_dot_supervisor__pb2.RestartInstanceResponse.FromString,
                 _registered_method=True)
+        self.AddReplica = channel.unary_unary(
+                '/scoremesh.v1.Supervisor/AddReplica',
+                request_serializer=scoremesh_dot_v1_dot_supervisor__pb2.AddReplicaRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_supervisor__pb2.AddReplicaResponse.FromString,
+                _registered_method=True)
 
 
 class SupervisorServicer:
@@ -65,6 +70,13 @@ class SupervisorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddReplica(self, request, context):
+        """Start one more replica of a service (recovery's scale_up), up to a bound.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SupervisorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +89,11 @@ def add_SupervisorServicer_to_server(servicer, server):
                     servicer.RestartInstance,
                     request_deserializer=scoremesh_dot_v1_dot_supervisor__pb2.RestartInstanceRequest.FromString,
                     response_serializer=scoremesh_dot_v1_dot_supervisor__pb2.RestartInstanceResponse.SerializeToString,
+            ),
+            'AddReplica': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddReplica,
+                    request_deserializer=scoremesh_dot_v1_dot_supervisor__pb2.AddReplicaRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_supervisor__pb2.AddReplicaResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +151,33 @@ class Supervisor:
             '/scoremesh.v1.Supervisor/RestartInstance',
             scoremesh_dot_v1_dot_supervisor__pb2.RestartInstanceRequest.SerializeToString,
             scoremesh_dot_v1_dot_supervisor__pb2.RestartInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddReplica(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scoremesh.v1.Supervisor/AddReplica',
+            scoremesh_dot_v1_dot_supervisor__pb2.AddReplicaRequest.SerializeToString,
+            scoremesh_dot_v1_dot_supervisor__pb2.AddReplicaResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -139,3 +139,28 @@ def test_rollbacks_persist_are_reapplied_to_a_replica_that_serves_the_version_ag
     assert nothing == [] and dry.dry_run and dry.outcome == "dry run: would release_version ctr:2"
     assert released.outcome == "succeeded: ctr loaded again on every replica" and left == []
     assert ("ctr", "2") in replicas.serving["inference-1"]
+
+
+def test_high_latency_adds_a_replica_once_per_cooldown_and_under_an_orchestrator_leaves_it_to_the_autoscaler(tmp_path):
+    replicas, added = Replicas(), []
+
+    async def add_replica(service, reason):
+        added.append((service, reason))
+        return "succeeded: inference-3 serving"
+
+    slow = Alert("latency_doubled", "ctr", "p99_ms", 12_500.0, "latency_doubled: p99_ms of ctr is 1.25e+04")
+
+    async def scenario():
+        local = responder(tmp_path / "local", replicas, add_replica=add_replica)
+        entry = await local.on_alert(slow)
+        again = local.on_alert(slow)  # within the cooldown
+        manual = await local.trigger("scale_up", "features", "by hand")
+        elsewhere = await responder(tmp_path / "k8s", replicas).on_alert(slow)
+        return entry, again, manual, elsewhere
+
+    entry, again, manual, elsewhere = asyncio.run(scenario())
+    assert (entry.action, entry.service, entry.outcome, entry.trigger) == ("scale_up", "inference", "succeeded: inference-3 serving",
+                                                                          "alert:latency_doubled")
+    assert again is None and added[0][0] == "inference" and "high_latency" in added[0][1]
+    assert (manual.service, manual.trigger) == ("features", "manual")
+    assert elsewhere.outcome == "not run: replicas are the orchestrator's here (e.g. the Kubernetes HPA)"

@@ -49,7 +49,7 @@ async def planned_instances(address: str, timeout: float = 2.0, channels: tls.Ch
             response = await supervisor_pb2_grpc.SupervisorStub(channel).ListProcesses(supervisor_pb2.ListProcessesRequest(), timeout=timeout)
         except grpc.aio.AioRpcError:
             return None
-    return [(p.service, p.instance_id) for p in response.processes]
+    return [(p.service, p.instance_id) for p in response.processes if not p.spare]  # a spare is not an instance yet
 
 
 async def collect_status(settings: MeshSettings) -> MeshStatus:

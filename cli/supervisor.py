@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 from domain.errors import FailedPrecondition, InvalidArgument, NotFound, quote
 from mesh.admin_auth import check_bearer
 from mesh.handlers import header
+from mesh.runtime import STANDBY_READY
 from scoremesh.v1 import supervisor_pb2, supervisor_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,12 @@ MAX_REPLICAS = 10  # shared/REFERENCE.md's autoscaling range is [1, 10]
 class Supervisor:
     # Services the supervisor restarts by itself when they exit (recovery cannot restart itself).
     SELF_HEALED = ("recovery",)
+    # Services that keep a warm spare: a process with the service's modules imported (torch takes
+    # 2.6 s idle, 5.3 s under load on a 2-core machine), waiting to become the next instance a
+    # restart or a scale-up asks for; a restarted replica then serves within ~2 s of its kill.
+    WARM_SPARES = ("inference",)
+    SPARE_DELAY_S = 5.0
+    """A new spare starts this long after one was used: the instance it became gets the CPU first."""
 
     def __init__(self, specs: list[ProcessSpec], log_dir: Path, env: dict[str, str], stop_grace_s: float = 10.0,
                  instance_env: dict[str, dict[str, str]] | None = None) -> None:
@@ -80,21 +88,76 @@ class Supervisor:
         """Variables of one instance only (its own certificate)."""
         self.stop_grace_s = stop_grace_s
         self.stopping = False
+        self.spares: dict[str, asyncio.subprocess.Process] = {}
+        self._spare_tasks: set[asyncio.Task] = set()
 
     async def _launch(self, managed: ManagedProcess) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"{managed.spec.instance_id}.log", "ab") as log_file:
-            managed.process = await asyncio.create_subprocess_exec(
-                *managed.spec.command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                env={**self.env, **self.instance_env.get(managed.spec.instance_id, {})},
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        log.info("started %s (pid %d)", managed.spec.instance_id, managed.process.pid)
+        log_path = self.log_dir / f"{managed.spec.instance_id}.log"
+        spare = self.spares.pop(managed.spec.service, None)
+        if spare is not None and await self._hand_over(spare, managed, log_path):
+            log.info("started %s (pid %d, a warm spare)", managed.spec.instance_id, spare.pid)
+            self._later(self.SPARE_DELAY_S, managed.spec.service)
+        else:
+            with open(log_path, "ab") as log_file:
+                managed.process = await asyncio.create_subprocess_exec(
+                    *managed.spec.command,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=log_file,
+                    env={**self.env, **self.instance_env.get(managed.spec.instance_id, {})},
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            log.info("started %s (pid %d)", managed.spec.instance_id, managed.process.pid)
         managed.waiter = asyncio.create_task(self._watch_exit(managed, managed.process))
+
+    async def _hand_over(self, spare: asyncio.subprocess.Process, managed: ManagedProcess, log_path: Path) -> bool:
+        """Tell a warm spare which instance to become; False when it is gone (start one cold)."""
+        if spare.returncode is not None:
+            return False
+        order = {"instance_id": managed.spec.instance_id, "env": self.instance_env.get(managed.spec.instance_id, {}), "log": str(log_path)}
+        try:
+            spare.stdin.write((json.dumps(order) + "\n").encode())
+            await spare.stdin.drain()
+            spare.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+        managed.process = spare
+        return True
+
+    def _later(self, delay_s: float, service: str) -> None:
+        async def spawn() -> None:
+            await asyncio.sleep(delay_s)
+            await self._spawn_spare(service)
+
+        task = asyncio.create_task(spawn(), name=f"spare-{service}")
+        self._spare_tasks.add(task)
+        task.add_done_callback(self._spare_tasks.discard)
+
+    async def _spawn_spare(self, service: str) -> None:
+        if self.stopping or service in self.spares:
+            return
+        with open(self.log_dir / f"{service}-spare.log", "ab") as log_file:
+            spare = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", f"services.{service}", "--standby",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file, env=self.env,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        try:  # its modules are imported when it says so
+            line = await asyncio.wait_for(spare.stdout.readline(), 120.0)
+        except TimeoutError:
+            line = b""
+        if line.decode().strip() != STANDBY_READY or self.stopping:
+            log.warning("warm spare of %s did not get ready (%r); restarts start cold", service, line[:80])
+            await self._terminate(spare)
+            return
+        self.spares[service] = spare
+        log.info("warm spare of %s ready (pid %d)", service, spare.pid)
+
+    def spare_ready(self, service: str) -> bool:
+        spare = self.spares.get(service)
+        return spare is not None and spare.returncode is None
 
     async def _watch_exit(self, managed: ManagedProcess, process: asyncio.subprocess.Process) -> None:
         code = await process.wait()
@@ -108,6 +171,9 @@ class Supervisor:
     async def start_all(self) -> None:
         for managed in self.processes.values():
             await self._launch(managed)
+        for service in self.WARM_SPARES:
+            if any(m.spec.service == service for m in self.processes.values()):
+                self._later(self.SPARE_DELAY_S, service)  # after the instances have their start-up CPU
 
     async def restart(self, instance_id: str, reason: str) -> ManagedProcess:
         managed = self.processes.get(instance_id)
@@ -160,8 +226,14 @@ class Supervisor:
         order = sorted(self.processes.values(), key=lambda m: m.spec.service != "router")
         routers = [m for m in order if m.spec.service == "router"]
         others = [m for m in order if m.spec.service != "router"]
+        for task in list(self._spare_tasks):
+            task.cancel()
+        for spare in self.spares.values():  # closing its stdin tells a spare there is nothing to become
+            if spare.returncode is None:
+                spare.stdin.close()
         for group in (routers, others):
             await asyncio.gather(*(self._terminate(m.process) for m in group if m.running))
+        await asyncio.gather(*(self._terminate(spare) for spare in self.spares.values() if spare.returncode is None))
         for managed in self.processes.values():
             if managed.waiter:
                 managed.waiter.cancel()
@@ -183,7 +255,9 @@ class SupervisorServicer(supervisor_pb2_grpc.SupervisorServicer):
         )
 
     async def ListProcesses(self, request, context):
-        return supervisor_pb2.ListProcessesResponse(processes=[self._describe(m) for m in self.supervisor.processes.values()])
+        spares = [supervisor_pb2.ManagedProcess(service=service, instance_id=f"{service}-spare", pid=spare.pid, running=True, spare=True)
+                  for service, spare in self.supervisor.spares.items() if spare.returncode is None]
+        return supervisor_pb2.ListProcessesResponse(processes=[self._describe(m) for m in self.supervisor.processes.values()] + spares)
 
     async def RestartInstance(self, request, context):
         check_bearer(header(context, "authorization"), self.admin_token, "restarts")

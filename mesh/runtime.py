@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -55,6 +56,7 @@ RUNTIME_INFO = Gauge(
 )
 # What a worker tells its manager on stdout (mesh.workers).
 WORKER_SERVING, WORKER_NOT_SERVING = "SERVING", "NOT_SERVING"
+STANDBY_READY = "STANDBY READY"
 
 
 def describe_runtime() -> dict[str, str]:
@@ -285,7 +287,10 @@ def service_main(service: Service, argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=f"ScoreMesh {service.name} service")
     parser.add_argument("--instance-id", default=f"{service.name}-1", help="unique id of this instance in the registry")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the manager for its workers
+    parser.add_argument("--standby", action="store_true", help=argparse.SUPPRESS)  # a warm spare of the supervisor
     args = parser.parse_args(argv)
+    if args.standby and not become_instance(args):
+        return
     settings = load_settings(service.settings)
     workers = settings.workers or service.auto_workers(os.cpu_count() or 1)
     if args.worker is None and workers > 1:
@@ -304,6 +309,26 @@ def service_main(service: Service, argv: list[str] | None = None) -> None:
             thaw()
 
     run_event_loop(main())
+
+
+def become_instance(args: argparse.Namespace) -> bool:
+    """A warm spare (`--standby`): the service's modules are imported already — torch alone
+    takes seconds on a small machine — so it waits for one line on stdin, the instance to become
+    ({"instance_id", "env", "log"}), and starts as that instance within a fraction of a second
+    (the local supervisor's restarts). False when stdin closes first: nothing to become."""
+    print(STANDBY_READY, flush=True)  # to the supervisor: imported, ready to become an instance
+    line = sys.stdin.readline()
+    if not line.strip():
+        return False
+    order = json.loads(line)
+    os.environ.update(order.get("env", {}))
+    if order.get("log"):
+        log_fd = os.open(order["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        for stream in (1, 2):
+            os.dup2(log_fd, stream)
+        os.close(log_fd)
+    args.instance_id = order["instance_id"]
+    return True
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:

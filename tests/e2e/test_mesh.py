@@ -22,7 +22,7 @@ import pytest
 from inference import grpc_service_pb2, grpc_service_pb2_grpc
 from scoremesh.v1 import common_pb2, monitoring_pb2, monitoring_pb2_grpc, recovery_pb2, recovery_pb2_grpc, router_pb2, router_pb2_grpc
 from mesh.common_messages import candidates_to_proto, context_to_proto
-from scoremesh.v1 import features_pb2, features_pb2_grpc
+from scoremesh.v1 import features_pb2, features_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 from services.features.converters import matrix_from_proto
 from domain.features.schema_store import SchemaStore
 from training.synthetic import sample_request
@@ -355,6 +355,11 @@ def test_sigkill_of_an_inference_replica_is_survived_and_repaired(mesh):
     watch = recovery_pb2_grpc.RecoveryStub(recovery_channel).WatchActions(recovery_pb2.WatchActionsRequest(), timeout=90)
     registry_path = mesh.state_dir / "registry" / "inference-1.json"
     old_pid = json.loads(registry_path.read_text())["pid"]
+    with grpc.insecure_channel(mesh.address("supervisor")) as channel:  # the warm spare is up (a scale-up may have used it)
+        supervisor, deadline = supervisor_pb2_grpc.SupervisorStub(channel), time.monotonic() + 60
+        while not any(p.spare and p.service == "inference" for p in supervisor.ListProcesses(supervisor_pb2.ListProcessesRequest(), timeout=5).processes):
+            assert time.monotonic() < deadline, "no warm spare of inference"
+            time.sleep(0.2)
     load: dict = {}
     loader = threading.Thread(target=lambda: load.update(codes=asyncio.run(closed_loop(mesh.address("router"), 16, 8.0, timeout=5.0))[1]))
     loader.start()
@@ -378,12 +383,9 @@ def test_sigkill_of_an_inference_replica_is_survived_and_repaired(mesh):
     print(f"\nSIGKILL of inference-1 under concurrency 16: {codes.count('OK')}/{len(codes)} Scores OK; healthy again "
           f"{healthy_after:.1f} s after the kill")
     assert codes.count("OK") >= 0.999 * len(codes), Counter(codes)
-    # The issue asks for 5 s. Measured here: recovery asks for the restart 0.6 s after the kill,
-    # the new process then needs 5.3 s to import torch and start (2.6 s when the machine is idle;
-    # this is a 2-core machine running a concurrency-16 load), and is in rotation 0.1 s after its
-    # models are loaded. A process already started (a warm spare) is what would meet 5 s here;
-    # until then the bound is 10 s and the figure is printed.
-    assert healthy_after is not None and healthy_after <= 10.0
+    # Within 5 s: the supervisor hands the restart to a warm spare (modules imported already; a
+    # cold start spends 5.3 s importing torch on this 2-core machine under this load).
+    assert healthy_after is not None and healthy_after <= 5.0
 
     recovery = recovery_pb2_grpc.RecoveryStub(grpc.insecure_channel(mesh.address("recovery")))
     deadline = time.monotonic() + 60

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dscoremesh/v1/supervisor.proto\x12\x0cscoremesh.v1\"\x16\n\x14ListProcessesRequest\"f\n\x0eManagedProcess\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12\x0f\n\x07running\x18\x04 \x01(\x08\x12\x10\n\x08restarts\x18\x05 \x01(\x05\"H\n\x15ListProcessesResponse\x12/\n\tprocesses\x18\x01 \x03(\x0b\x32\x1c.scoremesh.v1.ManagedProcess\"=\n\x16RestartInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"H\n\x17RestartInstanceResponse\x12-\n\x07process\x18\x01 \x01(\x0b\x32\x1c.scoremesh.v1.ManagedProcess\"J\n\x11\x41\x64\x64ReplicaRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x14\n\x0cmax_replicas\x18\x03 \x01(\x05\"C\n\x12\x41\x64\x64ReplicaResponse\x12-\n\x07process\x18\x01 \x01(\x0b\x32\x1c.scoremesh.v1.ManagedProcess2\x9d\x02\n\nSupervisor\x12Z\n\rListProcesses\x12\".scoremesh.v1.ListProcessesRequest\x1a#.scoremesh.v1.ListProcessesResponse\"\x00\x12`\n\x0fRestartInstance\x12$.scoremesh.v1.RestartInstanceRequest\x1a%.scoremesh.v1.RestartInstanceResponse\"\x00\x12Q\n\nAddReplica\x12\x1f.scoremesh.v1.AddReplicaRequest\x1a .scoremesh.v1.AddReplicaResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dscoremesh/v1/supervisor.proto\x12\x0cscoremesh.v1\"\x16\n\x14ListProcessesRequest\"u\n\x0eManagedProcess\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12\x0f\n\x07running\x18\x04 \x01(\x08\x12\x10\n\x08restarts\x18\x05 \x01(\x05\x12\r\n\x05spare\x18\x06 \x01(\x08\"H\n\x15ListProcessesResponse\x12/\n\tprocesses\x18\x01 \x03(\x0b\x32\x1c.scoremesh.v1.ManagedProcess\"=\n\x16RestartInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"H\n\x17RestartInstanceResponse\x12-\n\x07process\x18\x01 \x01(\x0b\x32\x1c.scoremesh.v1.ManagedProcess\"J\n\x11\x41\x64\x64ReplicaRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x14\n\x0cmax_replicas\x18\x03 \x01(\x05\"C\n\x12\x41\x64\x64ReplicaResponse\x12-\n\x07process\x18\x01 \x01(\x0b\x32\x1c.scoremesh.v1.ManagedProcess2\x9d\x02\n\nSupervisor\x12Z\n\rListProcesses\x12\".scoremesh.v1.ListProcessesRequest\x1a#.scoremesh.v1.ListProcessesResponse\"\x00\x12`\n\x0fRestartInstance\x12$.scoremesh.v1.RestartInstanceRequest\x1a%.scoremesh.v1.RestartInstanceResponse\"\x00\x12Q\n\nAddReplica\x12\x1f.scoremesh.v1.AddReplicaRequest\x1a .scoremesh.v1.AddReplicaResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,17 +34,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPROCESSESREQUEST']._serialized_start=47
   _globals['_LISTPROCESSESREQUEST']._serialized_end=69
   _globals['_MANAGEDPROCESS']._serialized_start=71
-  _globals['_MANAGEDPROCESS']._serialized_end=173
-  _globals['_LISTPROCESSESRESPONSE']._serialized_start=175
-  _globals['_LISTPROCESSESRESPONSE']._serialized_end=247
-  _globals['_RESTARTINSTANCEREQUEST']._serialized_start=249
-  _globals['_RESTARTINSTANCEREQUEST']._serialized_end=310
-  _globals['_RESTARTINSTANCERESPONSE']._serialized_start=312
-  _globals['_RESTARTINSTANCERESPONSE']._serialized_end=384
-  _globals['_ADDREPLICAREQUEST']._serialized_start=386
-  _globals['_ADDREPLICAREQUEST']._serialized_end=460
-  _globals['_ADDREPLICARESPONSE']._serialized_start=462
-  _globals['_ADDREPLICARESPONSE']._serialized_end=529
-  _globals['_SUPERVISOR']._serialized_start=532
-  _globals['_SUPERVISOR']._serialized_end=817
+  _globals['_MANAGEDPROCESS']._serialized_end=188
+  _globals['_LISTPROCESSESRESPONSE']._serialized_start=190
+  _globals['_LISTPROCESSESRESPONSE']._serialized_end=262
+  _globals['_RESTARTINSTANCEREQUEST']._serialized_start=264
+  _globals['_RESTARTINSTANCEREQUEST']._serialized_end=325
+  _globals['_RESTARTINSTANCERESPONSE']._serialized_start=327
+  _globals['_RESTARTINSTANCERESPONSE']._serialized_end=399
+  _globals['_ADDREPLICAREQUEST']._serialized_start=401
+  _globals['_ADDREPLICAREQUEST']._serialized_end=475
+  _globals['_ADDREPLICARESPONSE']._serialized_start=477
+  _globals['_ADDREPLICARESPONSE']._serialized_end=544
+  _globals['_SUPERVISOR']._serialized_start=547
+  _globals['_SUPERVISOR']._serialized_end=832
 # @@protoc_insertion_point(module_scope)

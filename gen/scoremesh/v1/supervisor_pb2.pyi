@@ -11,18 +11,20 @@ class ListProcessesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ManagedProcess(_message.Message):
-    __slots__ = ("service", "instance_id", "pid", "running", "restarts")
+    __slots__ = ("service", "instance_id", "pid", "running", "restarts", "spare")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    SPARE_FIELD_NUMBER: _ClassVar[int]
     service: str
     instance_id: str
     pid: int
     running: bool
     restarts: int
-    def __init__(self, service: _Optional[str] = ..., instance_id: _Optional[str] = ..., pid: _Optional[int] = ..., running: _Optional[bool] = ..., restarts: _Optional[int] = ...) -> None: ...
+    spare: bool
+    def __init__(self, service: _Optional[str] = ..., instance_id: _Optional[str] = ..., pid: _Optional[int] = ..., running: _Optional[bool] = ..., restarts: _Optional[int] = ..., spare: _Optional[bool] = ...) -> None: ...
 
 class ListProcessesResponse(_message.Message):
     __slots__ = ("processes",)

@@ -40,16 +40,17 @@ def records_from_proto(batch: monitoring_pb2.ReportRequest) -> list[Record]:
             raise InvalidArgument(f"records[{i}].model_version: at most {MAX_NAME_LENGTH} characters (got {quote(r.model_version)})")
         if r.candidates < 0:
             raise InvalidArgument(f"records[{i}].candidates: must be >= 0 (got {r.candidates})")
-        records.append(Record(r.model_name, status, r.latency_ms, r.timestamp, r.model_version, r.candidates, r.inference_ms))
+        records.append(Record(r.model_name, status, r.latency_ms, r.timestamp, r.model_version, r.candidates, r.inference_ms,
+                              r.route[:100], r.split_arm[:100]))
     return records
 
 
-def slo_request_from_proto(request: monitoring_pb2.GetSLORequest) -> tuple[float, str, str]:
-    """(window in seconds, model name or "" for every model, version or "" for every one)."""
+def slo_request_from_proto(request: monitoring_pb2.GetSLORequest) -> tuple[float, str, str, str, str]:
+    """(window in seconds, model name, version, route, split arm; "" means every one)."""
     window = request.window_seconds
     if not math.isfinite(window) or window < 0:
         raise InvalidArgument(f"window_seconds: must be a finite number >= 0 (got {window})")
-    return window or DEFAULT_WINDOW_S, request.model_name, request.model_version
+    return window or DEFAULT_WINDOW_S, request.model_name, request.model_version, request.route, request.split_arm
 
 
 def objective_to_proto(status: ObjectiveStatus) -> monitoring_pb2.ObjectiveStatus:

@@ -48,9 +48,10 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
         return monitoring_pb2.ReportResponse(accepted=accepted)
 
     async def GetSLO(self, request, context):
-        window_s, model_name, version = converters.slo_request_from_proto(request)
+        window_s, model_name, version, route, arm = converters.slo_request_from_proto(request)
         statuses = [evaluate(self.windows, o, self.window_scale, model_name, version) for o in self.objectives]
-        return converters.slo_to_proto(self.windows.view(window_s, model_name, version), self.windows.total, statuses)
+        view = self.windows.view(window_s, model_name, version, route=route, split_arm=arm)
+        return converters.slo_to_proto(view, self.windows.total, statuses)
 
     async def GetDrift(self, request, context):
         model, version, window_s = converters.drift_request_from_proto(request)

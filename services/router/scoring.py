@@ -198,13 +198,17 @@ class ScoringPipeline:
             result = self._result(run, rule, config.version)
         except MeshError as error:
             self._count(route_name, arm.name, error.status, config.version)
-            self._report(request, route.ensemble, "", error.status, started, run.timings, [])
+            # The version chosen, when one was: its errors are its own (a version that fails is
+            # found by comparing versions), not the model's at large.
+            chosen = run.choice
+            self._report(request, chosen.model if chosen else route.ensemble, chosen.version if chosen else "", error.status, started,
+                         run.timings, [], route=route_name, arm=arm.name)
             raise
         finally:
             self.admission.in_flight -= 1
         self._count(route_name, arm.name, "OK", config.version)
         self._report(request, result.model_name, result.model_version, "OK", started, run.timings, result.score,
-                     run.features.payload[: run.features.cols * 4] if run.features is not None else b"")
+                     run.features.payload[: run.features.cols * 4] if run.features is not None else b"", route=route_name, arm=arm.name)
         if self.mirror is not None and route.mirrors(self.rng):
             self.mirror(route, request, run.features, run.inference)
         return result
@@ -315,7 +319,7 @@ class ScoringPipeline:
         )
 
     def _report(self, request: ScoreRequest, model: str, version: str, status: str, started: float, timings: dict, scores,
-                first_row: bytes = b"") -> None:
+                first_row: bytes = b"", route: str = "", arm: str = "") -> None:
         """Telemetry off the hot path; with the first candidate's input row (raw float32 bytes,
         decoded only when the batch is sent) for drift."""
         self.telemetry.offer(
@@ -331,5 +335,7 @@ class ScoringPipeline:
                 "scores": scores,
                 "timestamp": time.time(),
                 "features": first_row,
+                "route": route,
+                "split_arm": arm,
             }
         )

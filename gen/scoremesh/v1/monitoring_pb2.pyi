@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TelemetryRecord(_message.Message):
-    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp", "features")
+    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp", "features", "route", "split_arm")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,8 @@ class TelemetryRecord(_message.Message):
     SCORES_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_ARM_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model_name: str
     model_version: str
@@ -30,7 +32,9 @@ class TelemetryRecord(_message.Message):
     scores: _containers.RepeatedScalarFieldContainer[float]
     timestamp: float
     features: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ..., features: _Optional[_Iterable[float]] = ...) -> None: ...
+    route: str
+    split_arm: str
+    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ..., features: _Optional[_Iterable[float]] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
     __slots__ = ("records",)
@@ -45,14 +49,18 @@ class ReportResponse(_message.Message):
     def __init__(self, accepted: _Optional[int] = ...) -> None: ...
 
 class GetSLORequest(_message.Message):
-    __slots__ = ("model_name", "window_seconds", "model_version")
+    __slots__ = ("model_name", "window_seconds", "model_version", "route", "split_arm")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_ARM_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     window_seconds: float
     model_version: str
-    def __init__(self, model_name: _Optional[str] = ..., window_seconds: _Optional[float] = ..., model_version: _Optional[str] = ...) -> None: ...
+    route: str
+    split_arm: str
+    def __init__(self, model_name: _Optional[str] = ..., window_seconds: _Optional[float] = ..., model_version: _Optional[str] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ...) -> None: ...
 
 class GetSLOResponse(_message.Message):
     __slots__ = ("requests", "availability", "error_rate", "p50_ms", "p95_ms", "p99_ms", "requests_per_second", "total_records", "objectives")

@@ -64,3 +64,17 @@ def test_a_callers_mistake_does_not_spend_the_error_budget():
         windows.add(Record("m", status, 1.0, NOW - 1))
     view = windows.view(60, now=NOW)
     assert (view.requests, view.errors) == (8, 3)
+
+
+def test_views_by_route_and_split_arm_as_well_as_model_and_version():
+    windows = TelemetryWindows(bucket_s=10, clock=lambda: 1000.0)
+    for route, arm, version, latency, count in (("search", "stable", "1", 10.0, 30), ("search", "canary", "2", 50.0, 10),
+                                                ("display", "main", "1", 20.0, 5)):
+        for i in range(count):
+            windows.add(Record("ctr", "UNAVAILABLE" if arm == "canary" and i < 2 else "OK", latency, 995.0, version,
+                               route=route, split_arm=arm))
+    canary = windows.view(60, route="search", split_arm="canary", now=1000.0)
+    assert (canary.requests, canary.errors, canary.p50_ms) == (10, 2, pytest.approx(50.0, rel=0.01))
+    assert windows.view(60, route="search", now=1000.0).requests == 40
+    assert windows.view(60, "ctr", "1", now=1000.0).requests == 35  # version 1 over both routes
+    assert windows.view(60, now=1000.0).requests == 45

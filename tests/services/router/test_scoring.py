@@ -182,6 +182,8 @@ def test_without_a_fallback_the_failure_names_the_stage_and_keeps_its_status():
     assert error.message == "model_inference: inference: no healthy instance"
     (record,) = run(_drain(buffer))
     assert record["status"] == "UNAVAILABLE"
+    # The error is the chosen version's, on its route and arm: monitoring compares versions by it.
+    assert (record["model_name"], record["model_version"], record["route"], record["split_arm"]) == ("cvr_ensemble", "2", "conversion", "main")
 
 
 def test_the_callers_bad_input_from_features_is_passed_on_as_is():

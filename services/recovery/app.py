@@ -11,13 +11,14 @@ from mesh.admin_auth import admin_token
 from mesh.discovery import Instance, InstanceState
 from mesh.health_probe import HealthProber
 from mesh.runtime import Service, ServiceRuntime, service_main
-from scoremesh.v1 import recovery_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
+from scoremesh.v1 import recovery_pb2_grpc, router_pb2, router_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 from services.recovery.audit import AuditLog
 from services.recovery.clients import AlertSubscriptions, InferenceReplicas
 from services.recovery.policies import Gate
 from services.recovery.recoverer import Recoverer
-from services.recovery.responder import AlertResponder
+from services.recovery.responder import AlertResponder, RoutingControl
 from services.recovery.rollbacks import Rollbacks
+from services.recovery.route_switch import Switches
 from services.recovery.servicer import RecoveryServicer
 from services.recovery.settings import RecoverySettings
 
@@ -79,11 +80,25 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         return f"failed: {instance_id} not healthy {settings.recovery_timeout_s:.0f}s after its start"
 
     replicas = InferenceReplicas(runtime.registry, runtime.channels, token)
+    router = runtime.client("router", router_pb2_grpc.RouterStub, "scoremesh.v1.Router")
+
+    async def get_routing() -> tuple[str, str]:
+        response = await router.call("GetRoutingConfig", router_pb2.GetRoutingConfigRequest(), timeout=10.0)
+        return response.version, response.yaml
+
+    async def apply_routing(document: str) -> str:
+        # Any router will do: it writes the state file (or Consul KV) every router follows.
+        response = await router.call("ApplyRoutingConfig", router_pb2.ApplyRoutingConfigRequest(yaml=document), timeout=10.0,
+                                     attempts=1, hedge=False, metadata=credentials)
+        return response.version
+
+    switches = Switches(settings.state_dir / "audit" / "recovery.sqlite")
     responder = AlertResponder(
         settings.alert_policies, Gate(settings.action_cooldown_s, settings.give_up_after), audit, rollbacks, replicas.control(),
         attempts=settings.restart_attempts, backoff_s=settings.restart_backoff_s, verify_timeout_s=settings.recovery_timeout_s,
         latency_limit_ms=settings.latency_limit_ms,
         add_replica=None if settings.restarts_by == "orchestrator" else add_replica,
+        routing=RoutingControl(get_routing, apply_routing), switches=switches,
     )
     alerts = AlertSubscriptions(runtime.registry, runtime.channels, responder.on_alert)
 
@@ -92,6 +107,7 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         await replicas.close()
         audit.close()
         rollbacks.close()
+        switches.close()
 
     runtime.on_stop(close_audit)
     recoverer = Recoverer(

@@ -9,8 +9,8 @@ from scoremesh.v1 import recovery_pb2
 from services.recovery.audit import AuditEntry
 from services.recovery.recoverer import ACTIONS, Tracked
 
-TARGET_ACTIONS = ("rollback_version", "release_version", "scale_up")
-"""Actions on a target (`model:version`, or a service for scale_up) rather than an instance."""
+TARGET_ACTIONS = ("rollback_version", "release_version", "scale_up", "switch_model", "switch_back")
+"""Actions on a target (`model:version`; a service for scale_up; a model for switch_*) rather than an instance."""
 
 DEFAULT_LIMIT = 100
 

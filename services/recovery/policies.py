@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 
 FAILURE_TYPES = ("version_regression", "high_latency", "high_error_rate", "memory_exhaustion", "cpu_exhaustion",
                  "drift", "connection_failure", "timeout_failure", "unknown")
-ALERT_ACTIONS = ("none", "rollback_version", "scale_up")
+ALERT_ACTIONS = ("none", "rollback_version", "scale_up", "switch_model")
 """Actions an alert can set off. Restarts follow failed health checks (recoverer.py), not alerts:
 an alert names a model or a version, and restarting every replica of a model is never the fix."""
 
 DEFAULT_POLICIES = {failure: "none" for failure in FAILURE_TYPES} | {
-    "version_regression": "rollback_version", "high_latency": "scale_up", "cpu_exhaustion": "scale_up"}
+    "version_regression": "rollback_version", "high_latency": "scale_up", "cpu_exhaustion": "scale_up",
+    "high_error_rate": "switch_model"}
 
 
 @dataclass(frozen=True)

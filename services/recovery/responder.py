@@ -14,10 +14,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from domain.errors import FailedPrecondition, InvalidArgument, NotFound, quote
+from domain.errors import FailedPrecondition, InvalidArgument, MeshError, NotFound, quote
 from services.recovery.audit import AuditEntry, AuditLog
 from services.recovery.policies import Alert, Gate, classify
 from services.recovery.rollbacks import RolledBack, Rollbacks, parse_version_target
+from services.recovery.route_switch import Switches, back, to_fallback
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,16 @@ class VersionControl:
     """(model) -> problems; loads the model again on every replica, lifting its holds."""
 
 
+@dataclass(frozen=True)
+class RoutingControl:
+    """The routers' configuration (Router/GetRoutingConfig and ApplyRoutingConfig)."""
+
+    get: Callable[[], Awaitable[tuple[str, str]]]
+    """() -> (version, YAML document)."""
+    apply: Callable[[str], Awaitable[str]]
+    """(YAML document) -> the version now in effect."""
+
+
 AddReplica = Callable[[str, str], Awaitable[str]]
 """(service, reason) -> the verified outcome ("succeeded: ...", "failed: ...", "not run: ...")."""
 
@@ -41,9 +52,10 @@ AddReplica = Callable[[str, str], Awaitable[str]]
 class AlertResponder:
     def __init__(self, policies: dict[str, str], gate: Gate, audit: AuditLog, rollbacks: Rollbacks, versions: VersionControl,
                  attempts: int = 3, backoff_s: float = 5.0, verify_timeout_s: float = 30.0, poll_s: float = 0.5,
-                 latency_limit_ms: float = 10_000.0, add_replica: AddReplica | None = None) -> None:
+                 latency_limit_ms: float = 10_000.0, add_replica: AddReplica | None = None,
+                 routing: RoutingControl | None = None, switches: Switches | None = None) -> None:
         self.policies, self.gate, self.audit, self.rollbacks, self.versions = policies, gate, audit, rollbacks, versions
-        self.add_replica = add_replica
+        self.add_replica, self.routing, self.switches = add_replica, routing, switches
         self.attempts, self.backoff_s, self.verify_timeout_s, self.poll_s = attempts, backoff_s, verify_timeout_s, poll_s
         self.latency_limit_ms = latency_limit_ms
         self.running: set[asyncio.Task] = set()
@@ -52,13 +64,22 @@ class AlertResponder:
         """Decide at once; run the action in the background (the alert stream keeps flowing)."""
         failure = classify(alert, self.latency_limit_ms)
         key = (failure, alert.target)
+        action = self.policies.get(failure, "none")
         if alert.status != "open":
             self.gate.resolved(key)
+            if action == "switch_model" and self.switches is not None and self.switches.of(alert.target):
+                return self._spawn(self.switch_back(alert.target, f"{alert.rule} resolved", f"alert:{alert.rule}"), f"switch-back-{alert.target}")
             return None
-        action = self.policies.get(failure, "none")
         if action == "none":
             return None
         reason = f"{alert.rule} ({failure}): {alert.message}"
+        if action == "switch_model":
+            if self.switches is not None and self.switches.of(alert.target):
+                return None  # switched already
+            allowed, _ = self.gate.may_start(key)
+            if not allowed:
+                return None
+            return self._spawn(self._run_switch(key, alert.target, reason, f"alert:{alert.rule}"), f"switch-{alert.target}")
         if action == "scale_up":
             allowed, why = self.gate.may_start(key)
             if not allowed:
@@ -83,6 +104,52 @@ class AlertResponder:
         self.running.add(task)
         task.add_done_callback(self.running.discard)
         return task
+
+    async def _run_switch(self, key: tuple[str, str], model: str, reason: str, trigger: str) -> AuditEntry:
+        entry = None
+        try:
+            entry = await self.switch_model(model, reason, trigger)
+        finally:
+            self.gate.done(key, entry is not None and not entry.outcome.startswith("failed"))
+        return entry
+
+    async def switch_model(self, model: str, reason: str, trigger: str) -> AuditEntry:
+        """Every route of `model` that has a fallback answers with the fallback first; verified
+        by reading the configuration back; remembered, to switch back when the alert resolves."""
+        started = time.monotonic()
+        if self.routing is None or self.switches is None:
+            outcome = "not run: no router to reconfigure"
+        else:
+            try:
+                _, document = await self.routing.get()
+                changed, switches = to_fallback(document, model)
+                if not switches:
+                    outcome = f"not run: no route of {model} names a fallback"
+                else:
+                    applied = await self.routing.apply(changed)
+                    version, _ = await self.routing.get()
+                    if version != applied:
+                        outcome = f"failed: routing version {version} in effect, not {applied}"
+                    else:
+                        self.switches.add(switches)
+                        outcome = f"succeeded: {', '.join(f'{s.route} -> {s.fallback}' for s in switches)} (routing {applied})"
+            except MeshError as error:
+                outcome = f"failed: {error.status}: {error.message[:300]}"
+        return self._audit("switch_model", model, reason, outcome, time.monotonic() - started, trigger, service="router")
+
+    async def switch_back(self, model: str, reason: str, trigger: str) -> AuditEntry:
+        started = time.monotonic()
+        switches = self.switches.of(model)
+        try:
+            _, document = await self.routing.get()
+            changed, restored = back(document, switches)
+            if restored:
+                await self.routing.apply(changed)
+            self.switches.remove(switches)  # routes changed by someone else since are theirs now
+            outcome = f"succeeded: {', '.join(f'{s.route} -> {s.primary}' for s in restored) or 'nothing left to switch back'}"
+        except MeshError as error:
+            outcome = f"failed: {error.status}: {error.message[:300]}"
+        return self._audit("switch_back", model, reason, outcome, time.monotonic() - started, trigger, service="router")
 
     async def _run_scale_up(self, key: tuple[str, str], service: str, reason: str, trigger: str) -> AuditEntry:
         entry = None
@@ -155,11 +222,20 @@ class AlertResponder:
 
     async def trigger(self, action: str, target: str, reason: str, dry_run: bool = False) -> AuditEntry:
         """Recovery/Trigger for version actions — rollback_version or release_version of
-        `model:version` — and scale_up of a service."""
+        `model:version` —, scale_up of a service, switch_model / switch_back of a model."""
         if action == "scale_up":
             if dry_run:
                 return self._audit(action, target, reason, f"dry run: would add a replica of {target}", 0.0, "manual", dry_run=True)
             return await self.scale_up(target, reason, "manual")
+        if action in ("switch_model", "switch_back"):
+            switched = self.switches is not None and bool(self.switches.of(target))
+            if action == "switch_back" and not switched:
+                raise NotFound(f"target: no route of {quote(target)} is switched to its fallback")
+            if action == "switch_model" and switched:
+                raise FailedPrecondition(f"target: the routes of {quote(target)} are switched already")
+            if dry_run:
+                return self._audit(action, target, reason, f"dry run: would {action} {target}", 0.0, "manual", dry_run=True, service="router")
+            return await (self.switch_model if action == "switch_model" else self.switch_back)(target, reason, "manual")
         try:
             model, version = parse_version_target(target)
         except ValueError as error:
@@ -180,8 +256,8 @@ class AlertResponder:
         return self._audit(action, target, reason, outcome, time.monotonic() - started, "manual")
 
     def _audit(self, action: str, target: str, reason: str, outcome: str, duration_s: float, trigger: str,
-               dry_run: bool = False) -> AuditEntry:
-        entry = AuditEntry(uuid.uuid4().hex[:12], time.time(), action, "inference", target, reason, outcome, duration_s, trigger, dry_run)
+               dry_run: bool = False, service: str = "inference") -> AuditEntry:
+        entry = AuditEntry(uuid.uuid4().hex[:12], time.time(), action, service, target, reason, outcome, duration_s, trigger, dry_run)
         self.audit.append(entry)
         log.info("%s %s: %s", action, target, outcome)
         return entry

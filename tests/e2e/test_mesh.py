@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 import numpy as np
 import pytest
+import yaml
 
 from inference import grpc_service_pb2, grpc_service_pb2_grpc
 from scoremesh.v1 import common_pb2, monitoring_pb2, monitoring_pb2_grpc, recovery_pb2, recovery_pb2_grpc, router_pb2, router_pb2_grpc
@@ -340,6 +341,27 @@ def test_scale_up_adds_a_bounded_replica_through_the_supervisor_verified_and_aud
         assert unknown.outcome.startswith("failed: NOT_FOUND") and "service: 'nope' is not run by this supervisor" in unknown.outcome
     status = mesh.status()
     assert any(i["id"] == "inference-3" and i["healthy"] for i in status["instances"])
+
+
+def test_switch_model_sends_a_models_routes_to_their_fallback_and_back(mesh):
+    admin = [("authorization", f"Bearer {(mesh.state_dir / 'admin-token').read_text().strip()}")]
+    stub = router_stub(mesh)
+    before = stub.GetRoutingConfig(router_pb2.GetRoutingConfigRequest(), timeout=5)
+    with grpc.insecure_channel(mesh.address("recovery")) as channel:
+        recovery = recovery_pb2_grpc.RecoveryStub(channel)
+        switched = recovery.Trigger(recovery_pb2.TriggerRequest(action="switch_model", target="ctr_ensemble", reason="test"),
+                                    timeout=30, metadata=admin).action
+        assert switched.outcome.startswith("succeeded: search -> ctr_stacking"), switched.outcome
+        deadline = time.monotonic() + 10
+        while stub.Score(score_request(2, "search", seed=1), timeout=5).model.name != "ctr_stacking":  # every router follows
+            assert time.monotonic() < deadline, "the router did not switch"
+            time.sleep(0.2)
+        back = recovery.Trigger(recovery_pb2.TriggerRequest(action="switch_back", target="ctr_ensemble", reason="test"),
+                                timeout=30, metadata=admin).action
+        assert back.outcome == "succeeded: search -> ctr_ensemble", back.outcome
+    restored = stub.GetRoutingConfig(router_pb2.GetRoutingConfigRequest(), timeout=5)
+    assert yaml.safe_load(restored.yaml)["routes"] == yaml.safe_load(before.yaml)["routes"]
+    (mesh.state_dir / "routing.yaml").unlink(missing_ok=True)  # back to the shipped default for the tests after
 
 
 # ---- keep last: it kills a replica of the shared mesh ------------------------------------------

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import yaml
 
 from domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.recovery.audit import AuditLog
 from services.recovery.policies import DEFAULT_POLICIES, Alert, Gate, classify
-from services.recovery.responder import AlertResponder, VersionControl
+from services.recovery.responder import AlertResponder, RoutingControl, VersionControl
 from services.recovery.rollbacks import Rollbacks
+from services.recovery.route_switch import Switches, back, to_fallback
 
 
 @pytest.mark.parametrize(("signal", "value", "message", "failure"), [
@@ -164,3 +166,55 @@ def test_high_latency_adds_a_replica_once_per_cooldown_and_under_an_orchestrator
     assert again is None and added[0][0] == "inference" and "high_latency" in added[0][1]
     assert (manual.service, manual.trigger) == ("features", "manual")
     assert elsewhere.outcome == "not run: replicas are the orchestrator's here (e.g. the Kubernetes HPA)"
+
+
+ROUTING = """default_route: search
+routes:
+  search: {ensemble: ctr_ensemble, fallback: ctr_stacking}
+  display: {ensemble: ctr_ensemble}
+  conversion: {ensemble: cvr_ensemble, fallback: ctr_ensemble}
+"""
+
+
+class Routers:
+    """The routing document every router follows, with a version per content."""
+
+    def __init__(self) -> None:
+        self.document, self.applied = ROUTING, []
+
+    async def get(self):
+        return str(hash(self.document)), self.document
+
+    async def apply(self, document):
+        self.applied.append(document)
+        self.document = document
+        return str(hash(document))
+
+
+def test_a_failing_model_s_routes_switch_to_their_fallback_and_back_when_the_alert_resolves(tmp_path):
+    routers = Routers()
+    errors = Alert("high_error_rate", "ctr_ensemble", "error_rate", 0.4, "high_error_rate: error_rate of ctr_ensemble is 0.4 (gt 0.1)")
+
+    async def scenario():
+        r = responder(tmp_path, Replicas(), routing=RoutingControl(routers.get, routers.apply), switches=Switches(tmp_path / "audit.sqlite"))
+        switched = await r.on_alert(errors)
+        during = yaml.safe_load(routers.document)["routes"]
+        again = r.on_alert(errors)  # switched already
+        restored = await r.on_alert(Alert(**{**errors.__dict__, "status": "resolved"}))
+        return switched, during, again, restored
+
+    switched, during, again, restored = asyncio.run(scenario())
+    assert (switched.action, switched.service, switched.instance_id) == ("switch_model", "router", "ctr_ensemble")
+    assert switched.outcome.startswith("succeeded: search -> ctr_stacking (routing ")
+    assert during["search"] == {"ensemble": "ctr_stacking", "fallback": "ctr_ensemble"}
+    assert during["display"] == {"ensemble": "ctr_ensemble"} and during["conversion"]["ensemble"] == "cvr_ensemble"  # no fallback / not its model
+    assert again is None
+    assert (restored.action, restored.outcome) == ("switch_back", "succeeded: search -> ctr_ensemble")
+    assert yaml.safe_load(routers.document) == yaml.safe_load(ROUTING)
+
+
+def test_switching_back_leaves_a_route_an_operator_changed_since():
+    document, switches = to_fallback(ROUTING, "ctr_ensemble")
+    edited = document.replace("ensemble: ctr_stacking", "ensemble: quality_ensemble")
+    restored_document, restored = back(edited, switches)
+    assert restored == [] and yaml.safe_load(restored_document)["routes"]["search"]["ensemble"] == "quality_ensemble"

@@ -79,13 +79,13 @@ class AlertResponder:
             allowed, _ = self.gate.may_start(key)
             if not allowed:
                 return None
-            return self._spawn(self._run_switch(key, alert.target, reason, f"alert:{alert.rule}"), f"switch-{alert.target}")
+            return self._spawn(self._gated(key, self.switch_model(alert.target, reason, f"alert:{alert.rule}")), f"switch-{alert.target}")
         if action == "scale_up":
             allowed, why = self.gate.may_start(key)
             if not allowed:
                 return None
             # Alerts name models; every model is served by the inference service.
-            return self._spawn(self._run_scale_up(key, "inference", reason, f"alert:{alert.rule}"), f"scale-up-{alert.target}")
+            return self._spawn(self._gated(key, self.scale_up("inference", reason, f"alert:{alert.rule}")), f"scale-up-{alert.target}")
         try:
             model, version = parse_version_target(alert.target)
         except ValueError as error:
@@ -105,10 +105,11 @@ class AlertResponder:
         task.add_done_callback(self.running.discard)
         return task
 
-    async def _run_switch(self, key: tuple[str, str], model: str, reason: str, trigger: str) -> AuditEntry:
+    async def _gated(self, key: tuple[str, str], action: Awaitable[AuditEntry]) -> AuditEntry:
+        """Run one action the gate let start, and tell the gate how it ended."""
         entry = None
         try:
-            entry = await self.switch_model(model, reason, trigger)
+            entry = await action
         finally:
             self.gate.done(key, entry is not None and not entry.outcome.startswith("failed"))
         return entry
@@ -151,14 +152,6 @@ class AlertResponder:
             outcome = f"failed: {error.status}: {error.message[:300]}"
         return self._audit("switch_back", model, reason, outcome, time.monotonic() - started, trigger, service="router")
 
-    async def _run_scale_up(self, key: tuple[str, str], service: str, reason: str, trigger: str) -> AuditEntry:
-        entry = None
-        try:
-            entry = await self.scale_up(service, reason, trigger)
-        finally:
-            self.gate.done(key, entry is not None and not entry.outcome.startswith("failed"))
-        return entry
-
     async def scale_up(self, service: str, reason: str, trigger: str) -> AuditEntry:
         """One more replica (bounded; verified healthy), or nothing where replicas are the
         orchestrator's; audited either way."""
@@ -167,11 +160,7 @@ class AlertResponder:
             outcome = "not run: replicas are the orchestrator's here (e.g. the Kubernetes HPA)"
         else:
             outcome = await self.add_replica(service, reason)
-        entry = AuditEntry(uuid.uuid4().hex[:12], time.time(), "scale_up", service, service, reason, outcome,
-                           time.monotonic() - started, trigger)
-        self.audit.append(entry)
-        log.info("scale_up %s: %s", service, outcome)
-        return entry
+        return self._audit("scale_up", service, reason, outcome, time.monotonic() - started, trigger, service=service)
 
     async def _run_rollback(self, key: tuple[str, str], model: str, version: str, reason: str, trigger: str) -> AuditEntry:
         entry = None

@@ -2,8 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.mesh_process import MeshProcess
+from tests.e2e.mesh_process import MeshProcess, collector_frozen
 from tests.e2e.otlp_receiver import OtlpReceiver
+
+
+@pytest.fixture()
+def frozen_collector():
+    """For tests that compare latencies: this process's garbage collector kept off its big heap
+    (mesh_process.collector_frozen)."""
+    with collector_frozen():
+        yield
 
 
 @pytest.fixture(scope="session")

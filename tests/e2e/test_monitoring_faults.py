@@ -18,17 +18,11 @@ import numpy as np
 import pytest
 
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
-from tests.e2e.mesh_process import ServiceProcess, collector_frozen, running
+from tests.e2e.mesh_process import ServiceProcess, running
 from tests.e2e.test_resilience import closed_loop
 from training.train import ENSEMBLES, TrainOptions, train
 
-pytestmark = pytest.mark.mesh
-
-
-@pytest.fixture(autouse=True)
-def _frozen_collector():
-    with collector_frozen():
-        yield
+pytestmark = [pytest.mark.mesh, pytest.mark.usefixtures("frozen_collector")]
 MONITORING_ENV = {"SCOREMESH_ALERT_INTERVAL_S": "0.3", "SCOREMESH_ALERT_WINDOW_S": "30", "SCOREMESH_COST_INTERVAL_S": "1"}
 
 

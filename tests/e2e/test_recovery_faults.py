@@ -25,24 +25,18 @@ from safetensors.torch import load_file, save_file
 from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc, recovery_pb2, recovery_pb2_grpc, router_pb2_grpc
-from tests.e2e.mesh_process import ServiceProcess, collector_frozen, running
+from tests.e2e.mesh_process import ServiceProcess, running
 from tests.e2e.requests import score_request
 from tests.e2e.test_resilience import closed_loop
 from training.train import ENSEMBLES, TrainOptions, train
 
-pytestmark = pytest.mark.mesh
+pytestmark = [pytest.mark.mesh, pytest.mark.usefixtures("frozen_collector")]
 TOKEN = "recovery-test-token"
 COMMON = {"SCOREMESH_ADMIN_TOKEN": TOKEN}
 DRIFT_WINDOW_S = 20.0
 MONITORING_ENV = {**COMMON, "SCOREMESH_ALERT_INTERVAL_S": "0.5", "SCOREMESH_ALERT_WINDOW_S": "20", "SCOREMESH_BUCKET_S": "2",
                   "SCOREMESH_DRIFT_WINDOW_S": str(DRIFT_WINDOW_S), "SCOREMESH_DRIFT_INTERVAL_S": "1"}
 RECOVERY_ENV = {**COMMON, "SCOREMESH_RECONCILE_INTERVAL_S": "1", "SCOREMESH_ACTION_COOLDOWN_S": "5", "SCOREMESH_RECOVERY_TIMEOUT_S": "10"}
-
-
-@pytest.fixture(autouse=True)
-def _frozen_collector():
-    with collector_frozen():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -23,17 +23,11 @@ import numpy as np
 import pytest
 
 from scoremesh.v1 import router_pb2_grpc
-from tests.e2e.mesh_process import ServiceProcess, collector_frozen, running
+from tests.e2e.mesh_process import ServiceProcess, running
 from tests.e2e.requests import score_request
 from training.train import ENSEMBLES, TrainOptions, train
 
-pytestmark = pytest.mark.mesh
-
-
-@pytest.fixture(autouse=True)
-def _frozen_collector():
-    with collector_frozen():
-        yield
+pytestmark = [pytest.mark.mesh, pytest.mark.usefixtures("frozen_collector")]
 
 ROUTING = """
 default_route: search

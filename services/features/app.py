@@ -6,6 +6,7 @@ import asyncio
 
 from domain.features.schema_store import SchemaStore
 from domain.features.store import open_store
+from mesh.admin_auth import admin_token
 from mesh.runtime import Readiness, Service, ServiceRuntime, service_main
 from scoremesh.v1 import features_pb2_grpc
 from services.features.enrichment import Enricher
@@ -20,7 +21,7 @@ async def setup(runtime: ServiceRuntime, settings: FeatureSettings) -> Readiness
         runtime.on_stop(lambda: asyncio.to_thread(store.close))
     schemas = SchemaVersions(SchemaStore(settings.feature_dir), settings.schema_name)
     extractor = FeatureExtractor(schemas, Enricher(store, settings.store_timeout_ms / 1000, settings.store_cache_ttl_s, settings.store_cache_entries), settings.max_candidates)
-    runtime.add_servicer(features_pb2_grpc.add_FeatureServiceServicer_to_server, FeatureServicer(extractor), "scoremesh.v1.FeatureService")
+    runtime.add_servicer(features_pb2_grpc.add_FeatureServiceServicer_to_server, FeatureServicer(extractor, admin_token(settings.admin_token, settings.state_dir)), "scoremesh.v1.FeatureService")
 
     async def ready() -> bool:
         """Ready once a fitted schema exists (training may still be writing the first one)."""

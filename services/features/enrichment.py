@@ -64,6 +64,12 @@ class TtlCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def clear(self) -> int:
+        """Drop every entry; how many there were."""
+        dropped = len(self._entries)
+        self._entries = {}
+        return dropped
+
 
 class Enricher:
     """Store lookups behind an in-process TTL cache: ids seen within `cache_ttl_s`
@@ -77,6 +83,10 @@ class Enricher:
         self._cache = {kind: TtlCache(cache_ttl_s, cache_entries) for kind in KINDS} if cache_ttl_s > 0 else None
         self._counts = {(kind, outcome): LOOKUPS.labels(kind, outcome) for kind in KINDS for outcome in ("hit", "miss")}
         self._cache_counts = {(kind, outcome): CACHE.labels(kind, outcome) for kind in KINDS for outcome in ("hit", "miss")}
+
+    def clear_cache(self) -> int:
+        """Drop every cached id (recovery's clear_cache): the next lookups read the store."""
+        return sum(cache.clear() for cache in self._cache.values()) if self._cache is not None else 0
 
     def _fetch(self, wanted: dict[str, list[str]]) -> dict[str, dict]:
         return {kind: self.store.get_many(kind, ids) if ids else {} for kind, ids in wanted.items()}

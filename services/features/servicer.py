@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from mesh.admin_auth import check_bearer
 from mesh.client import remaining_timeout
-from scoremesh.v1 import features_pb2_grpc
+from mesh.handlers import header
+from scoremesh.v1 import features_pb2, features_pb2_grpc
 from services.features import converters
 from services.features.extraction import FeatureExtractor
 
@@ -13,8 +15,9 @@ STORE_BUDGET_SHARE = 0.5
 
 
 class FeatureServicer(features_pb2_grpc.FeatureServiceServicer):
-    def __init__(self, extractor: FeatureExtractor) -> None:
+    def __init__(self, extractor: FeatureExtractor, admin_token: str | None = None) -> None:
         self.extractor = extractor
+        self.admin_token = admin_token
 
     async def Extract(self, request, context):
         budget = remaining_timeout(context, 10.0) * STORE_BUDGET_SHARE
@@ -28,3 +31,7 @@ class FeatureServicer(features_pb2_grpc.FeatureServiceServicer):
     async def GetSchema(self, request, context):
         schema = self.extractor.schemas.get(request.schema_version)
         return converters.schema_to_proto(schema, self.extractor.schemas.versions())
+
+    async def ClearCache(self, request, context):
+        check_bearer(header(context, "authorization"), self.admin_token, "cache clears")
+        return features_pb2.ClearCacheResponse(entries_dropped=self.extractor.enricher.clear_cache())

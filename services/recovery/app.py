@@ -13,7 +13,7 @@ from mesh.health_probe import HealthProber
 from mesh.runtime import Service, ServiceRuntime, service_main
 from scoremesh.v1 import recovery_pb2_grpc, router_pb2, router_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 from services.recovery.audit import AuditLog
-from services.recovery.clients import AlertSubscriptions, InferenceReplicas
+from services.recovery.clients import AlertSubscriptions, FeatureCaches, InferenceReplicas
 from services.recovery.policies import Gate
 from services.recovery.recoverer import Recoverer
 from services.recovery.responder import AlertResponder, RoutingControl
@@ -80,6 +80,7 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         return f"failed: {instance_id} not healthy {settings.recovery_timeout_s:.0f}s after its start"
 
     replicas = InferenceReplicas(runtime.registry, runtime.channels, token)
+    caches = FeatureCaches(runtime.registry, runtime.channels, token)
     router = runtime.client("router", router_pb2_grpc.RouterStub, "scoremesh.v1.Router")
 
     async def get_routing() -> tuple[str, str]:
@@ -98,13 +99,14 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         attempts=settings.restart_attempts, backoff_s=settings.restart_backoff_s, verify_timeout_s=settings.recovery_timeout_s,
         latency_limit_ms=settings.latency_limit_ms,
         add_replica=None if settings.restarts_by == "orchestrator" else add_replica,
-        routing=RoutingControl(get_routing, apply_routing), switches=switches,
+        routing=RoutingControl(get_routing, apply_routing), switches=switches, clear_cache=caches.clear,
     )
     alerts = AlertSubscriptions(runtime.registry, runtime.channels, responder.on_alert)
 
     async def close_audit() -> None:
         await alerts.close()
         await replicas.close()
+        await caches.close()
         audit.close()
         rollbacks.close()
         switches.close()

@@ -14,7 +14,7 @@ from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
 from mesh.discovery import Registry
 from mesh.tls import Channels
-from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
+from scoremesh.v1 import features_pb2, features_pb2_grpc, monitoring_pb2, monitoring_pb2_grpc
 from services.recovery.policies import Alert
 from services.recovery.responder import VersionControl
 
@@ -89,6 +89,33 @@ class InferenceReplicas(_PerAddress):
 
     def control(self) -> VersionControl:
         return VersionControl(self.hold, self.serving, self.release)
+
+
+class FeatureCaches(_PerAddress):
+    """ClearCache on every registered features instance."""
+
+    def __init__(self, registry: Registry, channels: Channels, admin_token: str | None) -> None:
+        super().__init__(channels)
+        self.registry = registry
+        self.metadata = (("authorization", f"Bearer {admin_token}"),) if admin_token else ()
+
+    async def clear(self, reason: str) -> str:
+        states = await asyncio.to_thread(self.registry.list_all)
+        instances = [s.instance for s in states if s.instance.service == "features" and not s.process_gone]
+        if not instances:
+            return "failed: no features instance registered"
+
+        async def one(instance):
+            stub = features_pb2_grpc.FeatureServiceStub(self.channel(instance.address))
+            try:
+                response = await stub.ClearCache(features_pb2.ClearCacheRequest(reason=reason[:200]), timeout=CALL_TIMEOUT_S,
+                                                 metadata=self.metadata)
+            except grpc.aio.AioRpcError as error:
+                return f"{instance.instance_id}: {error.code().name} {error.details()[:200]}", False
+            return f"{response.entries_dropped} cached ids dropped on {instance.instance_id}", True
+
+        results = await asyncio.gather(*(one(i) for i in instances))
+        return ("succeeded: " if all(ok for _, ok in results) else "failed: ") + "; ".join(text for text, _ in results)
 
 
 def alert_from_proto(incident: monitoring_pb2.Incident) -> Alert:

@@ -9,8 +9,9 @@ from scoremesh.v1 import recovery_pb2
 from services.recovery.audit import AuditEntry
 from services.recovery.recoverer import ACTIONS, Tracked
 
-TARGET_ACTIONS = ("rollback_version", "release_version", "scale_up", "switch_model", "switch_back")
-"""Actions on a target (`model:version`; a service for scale_up; a model for switch_*) rather than an instance."""
+TARGET_ACTIONS = ("rollback_version", "release_version", "scale_up", "switch_model", "switch_back", "clear_cache")
+"""Actions on a target (`model:version`; a service for scale_up; a model for switch_*; "features" for
+clear_cache) rather than an instance."""
 
 DEFAULT_LIMIT = 100
 
@@ -53,9 +54,10 @@ def trigger_from_proto(request: recovery_pb2.TriggerRequest) -> tuple[str, str, 
     if request.action not in ACTIONS + TARGET_ACTIONS:
         raise InvalidArgument(f"action: must be one of {', '.join(ACTIONS + TARGET_ACTIONS)} (got {quote(request.action)})")
     field = "target" if request.action in TARGET_ACTIONS else "instance_id"
-    if not getattr(request, field):
+    value = getattr(request, field) or ("features" if request.action == "clear_cache" else "")
+    if not value:
         raise InvalidArgument(f"{field}: required for {request.action}")
-    return request.action, getattr(request, field), request.reason[:500] or "manual trigger", request.dry_run
+    return request.action, value, request.reason[:500] or "manual trigger", request.dry_run
 
 
 def trigger_to_proto(entry: AuditEntry) -> recovery_pb2.TriggerResponse:

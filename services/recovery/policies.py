@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 
 FAILURE_TYPES = ("version_regression", "high_latency", "high_error_rate", "memory_exhaustion", "cpu_exhaustion",
                  "drift", "connection_failure", "timeout_failure", "unknown")
-ALERT_ACTIONS = ("none", "rollback_version", "scale_up", "switch_model")
+ALERT_ACTIONS = ("none", "rollback_version", "scale_up", "switch_model", "clear_cache")
 """Actions an alert can set off. Restarts follow failed health checks (recoverer.py), not alerts:
 an alert names a model or a version, and restarting every replica of a model is never the fix."""
 
 DEFAULT_POLICIES = {failure: "none" for failure in FAILURE_TYPES} | {
     "version_regression": "rollback_version", "high_latency": "scale_up", "cpu_exhaustion": "scale_up",
-    "high_error_rate": "switch_model"}
+    "high_error_rate": "switch_model", "drift": "clear_cache"}
+"""Drift clears the features service's cache of online-store lookups: entity features cached
+before a store refresh are one cause of inputs that look shifted, and dropping them is cheap
+(the next lookups read the store)."""
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ class RoutingControl:
 
 
 AddReplica = Callable[[str, str], Awaitable[str]]
+ClearCache = Callable[[str], Awaitable[str]]
+"""(reason) -> the outcome on every features instance."""
 """(service, reason) -> the verified outcome ("succeeded: ...", "failed: ...", "not run: ...")."""
 
 
@@ -53,9 +55,10 @@ class AlertResponder:
     def __init__(self, policies: dict[str, str], gate: Gate, audit: AuditLog, rollbacks: Rollbacks, versions: VersionControl,
                  attempts: int = 3, backoff_s: float = 5.0, verify_timeout_s: float = 30.0, poll_s: float = 0.5,
                  latency_limit_ms: float = 10_000.0, add_replica: AddReplica | None = None,
-                 routing: RoutingControl | None = None, switches: Switches | None = None) -> None:
+                 routing: RoutingControl | None = None, switches: Switches | None = None,
+                 clear_cache: ClearCache | None = None) -> None:
         self.policies, self.gate, self.audit, self.rollbacks, self.versions = policies, gate, audit, rollbacks, versions
-        self.add_replica, self.routing, self.switches = add_replica, routing, switches
+        self.add_replica, self.routing, self.switches, self.clear_cache_on = add_replica, routing, switches, clear_cache
         self.attempts, self.backoff_s, self.verify_timeout_s, self.poll_s = attempts, backoff_s, verify_timeout_s, poll_s
         self.latency_limit_ms = latency_limit_ms
         self.running: set[asyncio.Task] = set()
@@ -80,6 +83,11 @@ class AlertResponder:
             if not allowed:
                 return None
             return self._spawn(self._gated(key, self.switch_model(alert.target, reason, f"alert:{alert.rule}")), f"switch-{alert.target}")
+        if action == "clear_cache":
+            allowed, _ = self.gate.may_start(key)
+            if not allowed:
+                return None
+            return self._spawn(self._gated(key, self.clear_cache(reason, f"alert:{alert.rule}")), f"clear-cache-{alert.target}")
         if action == "scale_up":
             allowed, why = self.gate.may_start(key)
             if not allowed:
@@ -152,6 +160,11 @@ class AlertResponder:
             outcome = f"failed: {error.status}: {error.message[:300]}"
         return self._audit("switch_back", model, reason, outcome, time.monotonic() - started, trigger, service="router")
 
+    async def clear_cache(self, reason: str, trigger: str) -> AuditEntry:
+        started = time.monotonic()
+        outcome = await self.clear_cache_on(reason) if self.clear_cache_on is not None else "not run: no features service to clear"
+        return self._audit("clear_cache", "features", reason, outcome, time.monotonic() - started, trigger, service="features")
+
     async def scale_up(self, service: str, reason: str, trigger: str) -> AuditEntry:
         """One more replica (bounded; verified healthy), or nothing where replicas are the
         orchestrator's; audited either way."""
@@ -212,6 +225,11 @@ class AlertResponder:
     async def trigger(self, action: str, target: str, reason: str, dry_run: bool = False) -> AuditEntry:
         """Recovery/Trigger for version actions — rollback_version or release_version of
         `model:version` —, scale_up of a service, switch_model / switch_back of a model."""
+        if action == "clear_cache":
+            if dry_run:
+                return self._audit(action, "features", reason, "dry run: would clear the features cache", 0.0, "manual", dry_run=True,
+                                   service="features")
+            return await self.clear_cache(reason, "manual")
         if action == "scale_up":
             if dry_run:
                 return self._audit(action, target, reason, f"dry run: would add a replica of {target}", 0.0, "manual", dry_run=True)

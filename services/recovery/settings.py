@@ -40,7 +40,8 @@ class RecoverySettings(MeshSettings):
     """Failure type (services.recovery.policies.FAILURE_TYPES, classified from monitoring's alerts)
     -> action: `rollback_version` (the alert's target model:version), `scale_up` (one more
     inference replica), `switch_model` (the model's routes answer with their fallback first,
-    switched back when the alert resolves) or `none` (watch only)."""
+    switched back when the alert resolves), `clear_cache` (the features service's cache of
+    store lookups) or `none` (watch only)."""
 
     max_local_replicas: int = Field(default=4, ge=1, le=10)
     """scale_up starts replicas through the local supervisor up to this many per service (under

@@ -196,7 +196,12 @@ def test_one_shifted_input_field_raises_a_drift_alert_naming_its_feature_within_
           f"{drift.message}")
     assert drift.target == "ctr_ensemble" and "age (PSI" in drift.message
     assert raised_after <= DRIFT_WINDOW_S
-    assert not [a for a in actions(mesh["recovery"].address) if "drift" in a.reason]  # drift's policy: watch, not act
+    deadline = time.monotonic() + 10  # drift's policy: clear the features service's cache of store lookups
+    while not (cleared := [a for a in actions(mesh["recovery"].address) if a.action == "clear_cache"]):
+        assert time.monotonic() < deadline, "no clear_cache action"
+        time.sleep(0.2)
+    assert cleared[0].trigger == "alert:feature_drift" and cleared[0].outcome.startswith("succeeded: ")
+    assert "cached ids dropped on features-test" in cleared[0].outcome
 
 
 def test_monitoring_and_recovery_restarted_keep_incidents_audit_and_rollbacks(mesh):

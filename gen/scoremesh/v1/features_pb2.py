@@ -25,23 +25,27 @@ _sym_db = _symbol_database.Default()
 from scoremesh.v1 import common_pb2 as scoremesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bscoremesh/v1/features.proto\x12\x0cscoremesh.v1\x1a\x19scoremesh/v1/common.proto\"\xd9\x01\n\x0e\x45xtractRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\tdata_type\x18\x02 \x01(\x0e\x32\x16.scoremesh.v1.DataType\x12-\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x1c.scoremesh.v1.RequestContext\x12+\n\ncandidates\x18\x04 \x03(\x0b\x32\x17.scoremesh.v1.Candidate\x12\x16\n\x0eschema_version\x18\x05 \x01(\t\x12\x14\n\x0ctyped_values\x18\x06 \x01(\x08\"\xac\x01\n\x0f\x45xtractResponse\x12\x13\n\x0bschema_name\x18\x01 \x01(\t\x12\x16\n\x0eschema_version\x18\x02 \x01(\t\x12\x0c\n\x04rows\x18\x03 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x04 \x01(\x05\x12\x0e\n\x06values\x18\x05 \x03(\x02\x12\x16\n\x0estore_degraded\x18\x06 \x01(\x08\x12\x14\n\x0cstore_status\x18\x07 \x01(\t\x12\x12\n\nraw_values\x18\x08 \x01(\x0c\"*\n\x10GetSchemaRequest\x12\x16\n\x0eschema_version\x18\x01 \x01(\t\"m\n\x12\x46\x65\x61tureDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07sources\x18\x03 \x03(\t\x12\x14\n\x0c\x66irst_column\x18\x04 \x01(\x05\x12\x14\n\x0c\x63olumn_count\x18\x05 \x01(\x05\"\xb1\x01\n\x11GetSchemaResponse\x12\x13\n\x0bschema_name\x18\x01 \x01(\t\x12\x16\n\x0eschema_version\x18\x02 \x01(\t\x12\x14\n\x0c\x63olumn_names\x18\x03 \x03(\t\x12\x32\n\x08\x66\x65\x61tures\x18\x04 \x03(\x0b\x32 .scoremesh.v1.FeatureDescription\x12\x10\n\x08versions\x18\x05 \x03(\t\x12\x13\n\x0bschema_yaml\x18\x06 \x01(\t2\xaa\x01\n\x0e\x46\x65\x61tureService\x12H\n\x07\x45xtract\x12\x1c.scoremesh.v1.ExtractRequest\x1a\x1d.scoremesh.v1.ExtractResponse\"\x00\x12N\n\tGetSchema\x12\x1e.scoremesh.v1.GetSchemaRequest\x1a\x1f.scoremesh.v1.GetSchemaResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bscoremesh/v1/features.proto\x12\x0cscoremesh.v1\x1a\x19scoremesh/v1/common.proto\"#\n\x11\x43learCacheRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\"-\n\x12\x43learCacheResponse\x12\x17\n\x0f\x65ntries_dropped\x18\x01 \x01(\x03\"\xd9\x01\n\x0e\x45xtractRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\tdata_type\x18\x02 \x01(\x0e\x32\x16.scoremesh.v1.DataType\x12-\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x1c.scoremesh.v1.RequestContext\x12+\n\ncandidates\x18\x04 \x03(\x0b\x32\x17.scoremesh.v1.Candidate\x12\x16\n\x0eschema_version\x18\x05 \x01(\t\x12\x14\n\x0ctyped_values\x18\x06 \x01(\x08\"\xac\x01\n\x0f\x45xtractResponse\x12\x13\n\x0bschema_name\x18\x01 \x01(\t\x12\x16\n\x0eschema_version\x18\x02 \x01(\t\x12\x0c\n\x04rows\x18\x03 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x04 \x01(\x05\x12\x0e\n\x06values\x18\x05 \x03(\x02\x12\x16\n\x0estore_degraded\x18\x06 \x01(\x08\x12\x14\n\x0cstore_status\x18\x07 \x01(\t\x12\x12\n\nraw_values\x18\x08 \x01(\x0c\"*\n\x10GetSchemaRequest\x12\x16\n\x0eschema_version\x18\x01 \x01(\t\"m\n\x12\x46\x65\x61tureDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07sources\x18\x03 \x03(\t\x12\x14\n\x0c\x66irst_column\x18\x04 \x01(\x05\x12\x14\n\x0c\x63olumn_count\x18\x05 \x01(\x05\"\xb1\x01\n\x11GetSchemaResponse\x12\x13\n\x0bschema_name\x18\x01 \x01(\t\x12\x16\n\x0eschema_version\x18\x02 \x01(\t\x12\x14\n\x0c\x63olumn_names\x18\x03 \x03(\t\x12\x32\n\x08\x66\x65\x61tures\x18\x04 \x03(\x0b\x32 .scoremesh.v1.FeatureDescription\x12\x10\n\x08versions\x18\x05 \x03(\t\x12\x13\n\x0bschema_yaml\x18\x06 \x01(\t2\xfd\x01\n\x0e\x46\x65\x61tureService\x12H\n\x07\x45xtract\x12\x1c.scoremesh.v1.ExtractRequest\x1a\x1d.scoremesh.v1.ExtractResponse\"\x00\x12N\n\tGetSchema\x12\x1e.scoremesh.v1.GetSchemaRequest\x1a\x1f.scoremesh.v1.GetSchemaResponse\"\x00\x12Q\n\nClearCache\x12\x1f.scoremesh.v1.ClearCacheRequest\x1a .scoremesh.v1.ClearCacheResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'scoremesh.v1.features_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EXTRACTREQUEST']._serialized_start=73
-  _globals['_EXTRACTREQUEST']._serialized_end=290
-  _globals['_EXTRACTRESPONSE']._serialized_start=293
-  _globals['_EXTRACTRESPONSE']._serialized_end=465
-  _globals['_GETSCHEMAREQUEST']._serialized_start=467
-  _globals['_GETSCHEMAREQUEST']._serialized_end=509
-  _globals['_FEATUREDESCRIPTION']._serialized_start=511
-  _globals['_FEATUREDESCRIPTION']._serialized_end=620
-  _globals['_GETSCHEMARESPONSE']._serialized_start=623
-  _globals['_GETSCHEMARESPONSE']._serialized_end=800
-  _globals['_FEATURESERVICE']._serialized_start=803
-  _globals['_FEATURESERVICE']._serialized_end=973
+  _globals['_CLEARCACHEREQUEST']._serialized_start=72
+  _globals['_CLEARCACHEREQUEST']._serialized_end=107
+  _globals['_CLEARCACHERESPONSE']._serialized_start=109
+  _globals['_CLEARCACHERESPONSE']._serialized_end=154
+  _globals['_EXTRACTREQUEST']._serialized_start=157
+  _globals['_EXTRACTREQUEST']._serialized_end=374
+  _globals['_EXTRACTRESPONSE']._serialized_start=377
+  _globals['_EXTRACTRESPONSE']._serialized_end=549
+  _globals['_GETSCHEMAREQUEST']._serialized_start=551
+  _globals['_GETSCHEMAREQUEST']._serialized_end=593
+  _globals['_FEATUREDESCRIPTION']._serialized_start=595
+  _globals['_FEATUREDESCRIPTION']._serialized_end=704
+  _globals['_GETSCHEMARESPONSE']._serialized_start=707
+  _globals['_GETSCHEMARESPONSE']._serialized_end=884
+  _globals['_FEATURESERVICE']._serialized_start=887
+  _globals['_FEATURESERVICE']._serialized_end=1140
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ClearCacheRequest(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class ClearCacheResponse(_message.Message):
+    __slots__ = ("entries_dropped",)
+    ENTRIES_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    entries_dropped: int
+    def __init__(self, entries_dropped: _Optional[int] = ...) -> None: ...
+
 class ExtractRequest(_message.Message):
     __slots__ = ("request_id", "data_type", "context", "candidates", "schema_version", "typed_values")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]

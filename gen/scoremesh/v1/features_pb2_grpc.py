@@ -45,6 +45,11 @@ class FeatureServiceStub:
                 request_serializer=scoremesh_dot_v1_dot_features__pb2.GetSchemaRequest.SerializeToString,
                 response_deserializer=scoremesh_dot_v1_dot_features__pb2.GetSchemaResponse.FromString,
                 _registered_method=True)
+        self.ClearCache = channel.unary_unary(
+                '/scoremesh.v1.FeatureService/ClearCache',
+                request_serializer=scoremesh_dot_v1_dot_features__pb2.ClearCacheRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_features__pb2.ClearCacheResponse.FromString,
+                _registered_method=True)
 
 
 class FeatureServiceServicer:
@@ -65,6 +70,13 @@ class FeatureServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClearCache(self, request, context):
+        """Drop the in-process cache of online-store lookups (admin token; recovery's clear_cache).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeatureServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +89,11 @@ def add_FeatureServiceServicer_to_server(servicer, server):
                     servicer.GetSchema,
                     request_deserializer=scoremesh_dot_v1_dot_features__pb2.GetSchemaRequest.FromString,
                     response_serializer=scoremesh_dot_v1_dot_features__pb2.GetSchemaResponse.SerializeToString,
+            ),
+            'ClearCache': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearCache,
+                    request_deserializer=scoremesh_dot_v1_dot_features__pb2.ClearCacheRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_features__pb2.ClearCacheResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +151,33 @@ class FeatureService:
             '/scoremesh.v1.FeatureService/GetSchema',
             scoremesh_dot_v1_dot_features__pb2.GetSchemaRequest.SerializeToString,
             scoremesh_dot_v1_dot_features__pb2.GetSchemaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearCache(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scoremesh.v1.FeatureService/ClearCache',
+            scoremesh_dot_v1_dot_features__pb2.ClearCacheRequest.SerializeToString,
+            scoremesh_dot_v1_dot_features__pb2.ClearCacheResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,14 +43,14 @@ def feature_dir(tmp_path_factory, world):
     return directory
 
 
-def serve_and_call(feature_dir, calls, store=None, max_candidates=1000):
+def serve_and_call(feature_dir, calls, store=None, max_candidates=1000, admin_token=None):
     """Start a FeatureService on loopback, run `calls(stub)` against it, stop it."""
 
     async def scenario():
         online = store or SqliteStore(feature_dir / "online.sqlite")
         extractor = FeatureExtractor(SchemaVersions(SchemaStore(feature_dir), "ads"), Enricher(online, 1.0), max_candidates)
         server = grpc.aio.server()
-        add_servicer(server, features_pb2_grpc.add_FeatureServiceServicer_to_server, FeatureServicer(extractor))
+        add_servicer(server, features_pb2_grpc.add_FeatureServiceServicer_to_server, FeatureServicer(extractor, admin_token))
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:
@@ -166,3 +166,23 @@ def test_a_down_store_still_answers_flagged_with_defaults(feature_dir):
     matrix = converters.matrix_from_proto(response)
     assert matrix[:, schema.column_names.index("ad_ctr_missing")].tolist() == [1.0, 1.0]
     assert matrix[:, schema.column_names.index("user_clicks_7d_missing")].tolist() == [1.0, 1.0]
+
+
+def test_clear_cache_needs_the_admin_token_and_drops_every_cached_lookup(feature_dir, world):
+    data = generate(5, seed=7, world=world)
+    admin = [("authorization", "Bearer cache-token")]
+
+    async def calls(stub):
+        for i in range(len(data.batch)):
+            await stub.Extract(_row_request(data.batch, i), timeout=5)  # each looks up one user and one ad
+        try:
+            await stub.ClearCache(features_pb2.ClearCacheRequest(), timeout=5)
+        except grpc.aio.AioRpcError as error:
+            refused = error.code()
+        first = await stub.ClearCache(features_pb2.ClearCacheRequest(reason="test"), timeout=5, metadata=admin)
+        second = await stub.ClearCache(features_pb2.ClearCacheRequest(reason="test"), timeout=5, metadata=admin)
+        return refused, first.entries_dropped, second.entries_dropped
+
+    refused, first, second = serve_and_call(feature_dir, calls, admin_token="cache-token")
+    expected = len(set(data.batch.user_id)) + len(set(data.batch.ad_id))
+    assert (refused, first, second) == (grpc.StatusCode.UNAUTHENTICATED, expected, 0)

@@ -74,13 +74,13 @@ def test_a_slow_version_is_rolled_back_once_verified_and_audited(tmp_path):
         r = responder(tmp_path, replicas)
         entry = await r.on_alert(SLOW)
         again = r.on_alert(SLOW)  # the incident is re-sent every evaluation round: nothing more to do
-        drift = r.on_alert(Alert("feature_drift", "ctr", "drifted_features", 1.0, "drift"))  # policy: none
-        return entry, again, drift, r.audit.entries(), [x.target for x in r.rollbacks.all()]
+        unknown = r.on_alert(Alert("custom", "ctr", "requests_per_second", 1.0, "quiet"))  # class unknown, policy: none
+        return entry, again, unknown, r.audit.entries(), [x.target for x in r.rollbacks.all()]
 
-    entry, again, drift, audit, rolled = asyncio.run(scenario())
+    entry, again, unknown, audit, rolled = asyncio.run(scenario())
     assert (entry.action, entry.instance_id, entry.trigger) == ("rollback_version", "ctr:2", "alert:version_slow")
     assert entry.outcome == "succeeded: no replica serves ctr v2"
-    assert again is None and drift is None and len(audit) == 1 and rolled == ["ctr:2"]
+    assert again is None and unknown is None and len(audit) == 1 and rolled == ["ctr:2"]
     assert replicas.holds == [("ctr", "2", "rolled back by recovery: version_slow (version_regression): " + SLOW.message)]
 
 
@@ -218,3 +218,22 @@ def test_switching_back_leaves_a_route_an_operator_changed_since():
     edited = document.replace("ensemble: ctr_stacking", "ensemble: quality_ensemble")
     restored_document, restored = back(edited, switches)
     assert restored == [] and yaml.safe_load(restored_document)["routes"]["search"]["ensemble"] == "quality_ensemble"
+
+
+def test_drift_clears_the_features_cache_once_per_cooldown(tmp_path):
+    cleared = []
+
+    async def clear(reason):
+        cleared.append(reason)
+        return "succeeded: 812 cached ids dropped on features-1"
+
+    drift = Alert("feature_drift", "ctr_ensemble", "drifted_features", 1.0, "feature_drift: drifted_features of ctr_ensemble is 1 (gt 0): age")
+
+    async def scenario():
+        r = responder(tmp_path, Replicas(), clear_cache=clear)
+        entry = await r.on_alert(drift)
+        return entry, r.on_alert(drift)
+
+    entry, again = asyncio.run(scenario())
+    assert (entry.action, entry.service, entry.outcome) == ("clear_cache", "features", "succeeded: 812 cached ids dropped on features-1")
+    assert again is None and len(cleared) == 1 and "age" in cleared[0]

@@ -14,7 +14,8 @@ from mesh.runtime import Readiness, Service, ServiceRuntime, service_main
 from scoremesh.v1 import features_pb2_grpc, monitoring_pb2_grpc, router_pb2_grpc
 from services.router.admin import RoutingAdmin
 from services.router.admission import AdmissionControl
-from services.router.clients import FeaturesCalls, InferenceCalls, send_telemetry
+from services.router.clients import FeaturesCalls, InferenceCalls
+from services.router.converters import telemetry_to_proto
 from services.router.model_catalog import ModelCatalog
 from services.router.routing_config import parse
 from services.router.routing_state import RoutingSource, RoutingState
@@ -23,9 +24,10 @@ from services.router.scoring import ScoringPipeline
 from services.router.servicer import RouterServicer
 from services.router.settings import RouterSettings
 from services.router.shadow import ShadowRunner
-from services.router.telemetry_buffer import TelemetryBuffer
+from mesh.telemetry_buffer import TelemetryBuffer, stream_telemetry
 
 log = logging.getLogger(__name__)
+TELEMETRY_SENT = Counter("scoremesh_router_telemetry_sent_total", "Telemetry records delivered to monitoring.")
 TELEMETRY_DROPPED = Counter("scoremesh_router_telemetry_dropped_total", "Telemetry records dropped (buffer full).")
 
 
@@ -64,7 +66,7 @@ async def setup(runtime: ServiceRuntime, settings: RouterSettings) -> Readiness:
     admin = RoutingAdmin(state, source, admin_token(settings.admin_token, settings.state_dir))
     runtime.add_servicer(router_pb2_grpc.add_RouterServicer_to_server, RouterServicer(pipeline, admin, settings.default_timeout_s),
                          "scoremesh.v1.Router")
-    runtime.spawn(send_telemetry(monitoring, buffer), "telemetry")
+    runtime.spawn(stream_telemetry(monitoring, buffer, telemetry_to_proto, TELEMETRY_SENT.inc), "telemetry")
 
     async def ready() -> bool:
         """Ready means able to score: every dependency has a healthy instance."""

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import grpc
 import numpy as np
-from prometheus_client import Counter
 
 from domain.errors import InvalidArgument, UpstreamError
 from domain.inference_protocol import FEATURE_SCHEMA_HEADER, FEATURE_SCHEMA_PARAMETER, MEMBER_NAMES_PARAMETER, MODEL_VERSION_HEADER
@@ -18,14 +16,11 @@ from mesh.common_messages import candidates_to_proto, context_to_proto
 from mesh.inference_client import decode_response, encode_request
 from mesh.status_details import error_info
 from scoremesh.v1 import features_pb2
-from services.router.converters import telemetry_to_proto
 from services.router.model_catalog import ModelChoice, ModelDescription
 from services.router.scoring import Features, Inference, ScoreRequest
-from services.router.telemetry_buffer import TelemetryBuffer
 
 log = logging.getLogger(__name__)
 
-TELEMETRY_SENT = Counter("scoremesh_router_telemetry_sent_total", "Telemetry records delivered to monitoring.")
 DESCRIBE_TIMEOUT_S = 2.0
 
 
@@ -96,28 +91,3 @@ class InferenceCalls:
         if score.shape != (rows,) or confidence.shape != (rows,) or member_scores.shape != (rows, len(members)):
             raise UpstreamError("inference", "INTERNAL", f"ModelInfer answered shapes {score.shape}, {member_scores.shape}, {confidence.shape} for {rows} rows")
         return Inference(response.model_name, response.model_version, members, score, member_scores, confidence)
-
-
-async def send_telemetry(monitoring: ServiceClient, buffer: TelemetryBuffer) -> None:
-    """Keep a Report stream open to a monitoring instance; reconnect when it goes away."""
-    while True:
-        instances = await monitoring.instances()
-        if not instances:
-            await asyncio.sleep(1.0)
-            monitoring.invalidate()
-            continue
-
-        async def batches():
-            while True:
-                batch = await buffer.next_batch()
-                yield telemetry_to_proto(batch)
-                TELEMETRY_SENT.inc(len(batch))
-
-        try:
-            await monitoring.stub(instances[0].address).Report(batches())
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            log.warning("telemetry stream to monitoring ended: %s; reconnecting", error)
-            await asyncio.sleep(1.0)
-            monitoring.invalidate()

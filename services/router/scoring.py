@@ -31,7 +31,7 @@ from services.router.admission import AdmissionControl
 from services.router.model_catalog import ModelCatalog, ModelChoice, VersionNotServed
 from services.router.routing_config import Arm, Route, RoutingConfig, Stage
 from services.router.rules import Match, RequestView
-from services.router.telemetry_buffer import TelemetryBuffer
+from mesh.telemetry_buffer import TelemetryBuffer
 
 # What inference answers when the version asked for is gone (NOT_FOUND) or held back or
 # unloading (UNAVAILABLE, also a replica that is down: then the catalog's choice stays the same

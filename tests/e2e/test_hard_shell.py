@@ -256,6 +256,7 @@ def valid_requests() -> list[tuple[str, str, bytes]]:
         ("router", "/scoremesh.v1.Router/ExplainRoute", router_pb2.ExplainRouteRequest(data_type=score.data_type, context=score.context)),
         ("features", "/scoremesh.v1.FeatureService/Extract", extract),
         ("features", "/scoremesh.v1.FeatureService/GetSchema", features_pb2.GetSchemaRequest(schema_version="1")),
+        ("features", "/scoremesh.v1.FeatureService/ClearCache", features_pb2.ClearCacheRequest(reason="hard shell")),
         ("inference", "/inference.GRPCInferenceService/ModelInfer", infer),
         ("inference", "/inference.GRPCInferenceService/ModelMetadata", inference_pb2.ModelMetadataRequest(name="ctr_ensemble")),
         ("inference", "/inference.GRPCInferenceService/ModelReady", inference_pb2.ModelReadyRequest(name="ctr_ensemble", version="1")),
@@ -264,14 +265,17 @@ def valid_requests() -> list[tuple[str, str, bytes]]:
         ("inference", "/inference.GRPCInferenceService/RepositoryIndex", inference_pb2.RepositoryIndexRequest(ready=True)),
         ("inference", "/inference.GRPCInferenceService/RepositoryModelLoad", inference_pb2.RepositoryModelLoadRequest(model_name="ghost-model")),
         ("inference", "/inference.GRPCInferenceService/RepositoryModelUnload", inference_pb2.RepositoryModelUnloadRequest(model_name="ghost-model")),
-        ("monitoring", "/scoremesh.v1.Monitoring/GetSLO", monitoring_pb2.GetSLORequest(model_name="ctr_ensemble", window_seconds=60)),
+        ("monitoring", "/scoremesh.v1.Monitoring/GetSLO", monitoring_pb2.GetSLORequest(model_name="ctr_ensemble", window_seconds=60,
+                                                                                       route="search", split_arm="main")),
         ("monitoring", "/scoremesh.v1.Monitoring/GetDrift", monitoring_pb2.GetDriftRequest(model_name="ctr_ensemble", window_seconds=60)),
         ("monitoring", "/scoremesh.v1.Monitoring/ListIncidents", monitoring_pb2.ListIncidentsRequest(open_only=True, limit=5)),
         ("recovery", "/scoremesh.v1.Recovery/GetStatus", recovery_pb2.GetStatusRequest()),
         ("recovery", "/scoremesh.v1.Recovery/ListActions", recovery_pb2.ListActionsRequest(limit=5)),
         ("recovery", "/scoremesh.v1.Recovery/Trigger", recovery_pb2.TriggerRequest(action="restart_service", instance_id="ghost-instance")),
+        ("recovery", "/scoremesh.v1.Recovery/Trigger", recovery_pb2.TriggerRequest(action="rollback_version", target="ghost-model:9")),
         ("supervisor", "/scoremesh.v1.Supervisor/ListProcesses", supervisor_pb2.ListProcessesRequest()),
         ("supervisor", "/scoremesh.v1.Supervisor/RestartInstance", supervisor_pb2.RestartInstanceRequest(instance_id="ghost-instance")),
+        ("supervisor", "/scoremesh.v1.Supervisor/AddReplica", supervisor_pb2.AddReplicaRequest(service="ghost-service", max_replicas=1)),
     ]
     return [(service, method, message.SerializeToString()) for service, method, message in rows]
 

@@ -22,7 +22,7 @@ from services.router.routing_state import RoutingState
 from services.router.rules import RuleError
 from services.router.scoring import Features, Inference, ScoreRequest, ScoringPipeline
 from services.router.shadow import ShadowRunner
-from services.router.telemetry_buffer import TelemetryBuffer
+from mesh.telemetry_buffer import TelemetryBuffer
 
 CONTEXT = Context("conversion", "u", 30, "f", "EU", "desktop", 3, 1, "search")
 CANDIDATES = CandidateColumns(["a", "b"], ["food", "travel"], [2.0, 4.0], [0.5, 1.0])

@@ -6,10 +6,14 @@ import asyncio
 import logging
 
 import torch
+from prometheus_client import Counter
 
 from inference import grpc_service_pb2_grpc as pb_grpc
 from mesh.admin_auth import admin_token
 from mesh.runtime import Readiness, Service, ServiceRuntime, service_main
+from mesh.telemetry_buffer import TelemetryBuffer, stream_telemetry
+from scoremesh.v1 import monitoring_pb2_grpc
+from services.inference import converters
 from services.inference.batching import BatchingPolicy
 from services.inference.handler import InferenceHandler
 from services.inference.model_manager import ModelManager, VersionPolicy
@@ -17,6 +21,8 @@ from services.inference.servicer import InferenceServicer
 from services.inference.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
+TELEMETRY_SENT = Counter("scoremesh_inference_telemetry_sent_total", "ModelInfer records delivered to monitoring.")
+TELEMETRY_DROPPED = Counter("scoremesh_inference_telemetry_dropped_total", "ModelInfer records dropped (buffer full).")
 
 
 def build_manager(settings: InferenceSettings) -> ModelManager:
@@ -41,9 +47,14 @@ def build_manager(settings: InferenceSettings) -> ModelManager:
 async def setup(runtime: ServiceRuntime, settings: InferenceSettings) -> Readiness:
     torch.set_num_threads(settings.torch_threads)
     manager = build_manager(settings)
+    telemetry = None
+    if settings.telemetry_buffer > 0:
+        telemetry = TelemetryBuffer(settings.telemetry_buffer, on_drop=TELEMETRY_DROPPED.inc)
+        monitoring = runtime.client("monitoring", monitoring_pb2_grpc.MonitoringStub, "scoremesh.v1.Monitoring")
+        runtime.spawn(stream_telemetry(monitoring, telemetry, converters.telemetry_to_proto, TELEMETRY_SENT.inc), "telemetry")
     runtime.add_servicer(
         pb_grpc.add_GRPCInferenceServiceServicer_to_server,
-        InferenceServicer(InferenceHandler(manager, admin_token(settings.admin_token, settings.state_dir))),
+        InferenceServicer(InferenceHandler(manager, admin_token(settings.admin_token, settings.state_dir)), telemetry, runtime.instance_id),
         "inference.GRPCInferenceService",
     )
     runtime.on_stop(manager.unload_all)

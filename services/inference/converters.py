@@ -14,6 +14,7 @@ import numpy as np
 from domain.errors import InvalidArgument, quote
 from domain.inference_protocol import DATATYPES, FEATURE_SCHEMA_HEADER, MODEL_VERSION_HEADER
 from inference import grpc_service_pb2 as pb
+from scoremesh.v1 import monitoring_pb2
 from services.inference.statistics import VersionStatistics
 from services.inference.types import (
     InferenceRequest,
@@ -151,3 +152,12 @@ def unload_request_from_proto(request: pb.RepositoryModelUnloadRequest) -> tuple
     if version and not version.isdigit():
         raise InvalidArgument(f"parameters['version']: must be a version number (got {quote(version, 20)})")
     return request.model_name, version, found.get("reason", "")[:200]
+
+
+def rows_of(response: InferenceResponse) -> int:
+    """Rows scored: the first dimension of the first output (0 when there is none)."""
+    return int(response.outputs[0].data.shape[0]) if response.outputs and response.outputs[0].data.ndim else 0
+
+
+def telemetry_to_proto(batch: list[dict]) -> monitoring_pb2.ReportRequest:
+    return monitoring_pb2.ReportRequest(records=[monitoring_pb2.TelemetryRecord(**record) for record in batch])

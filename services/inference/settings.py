@@ -14,6 +14,10 @@ class InferenceSettings(MeshSettings):
     model_repository_path: Path | None = None
     """Model repository; default `<state_dir>/models`."""
 
+    telemetry_buffer: int = 10_000
+    """ModelInfer records waiting for monitoring; when full (monitoring slow or down) new ones are
+    dropped and counted, never waited for. 0 sends no telemetry."""
+
     torch_threads: int = 1
     """Intra-op threads for the CPU path (replicas share the machine's cores)."""
 

@@ -13,6 +13,7 @@ from services.monitoring.slo import ObjectiveStatus
 from services.monitoring.windows import Record, WindowView
 
 DEFAULT_WINDOW_S = 300.0
+REPORTERS = ("router", "inference")
 MAX_NAME_LENGTH = 128
 # "OK" or a gRPC status name: statuses become metric labels, so only these are accepted.
 STATUSES = frozenset((
@@ -40,17 +41,24 @@ def records_from_proto(batch: monitoring_pb2.ReportRequest) -> list[Record]:
             raise InvalidArgument(f"records[{i}].model_version: at most {MAX_NAME_LENGTH} characters (got {quote(r.model_version)})")
         if r.candidates < 0:
             raise InvalidArgument(f"records[{i}].candidates: must be >= 0 (got {r.candidates})")
+        service = r.service or "router"
+        if service not in REPORTERS:
+            raise InvalidArgument(f"records[{i}].service: must be one of {', '.join(REPORTERS)} (got {quote(service)})")
         records.append(Record(r.model_name, status, r.latency_ms, r.timestamp, r.model_version, r.candidates, r.inference_ms,
-                              r.route[:100], r.split_arm[:100]))
+                              r.route[:100], r.split_arm[:100], service))
     return records
 
 
-def slo_request_from_proto(request: monitoring_pb2.GetSLORequest) -> tuple[float, str, str, str, str]:
-    """(window in seconds, model name, version, route, split arm; "" means every one)."""
+def slo_request_from_proto(request: monitoring_pb2.GetSLORequest) -> tuple[float, str, str, str, str, str]:
+    """(window in seconds, model name, version, route, split arm — "" means every one —, and
+    the reporting service, router by default)."""
     window = request.window_seconds
     if not math.isfinite(window) or window < 0:
         raise InvalidArgument(f"window_seconds: must be a finite number >= 0 (got {window})")
-    return window or DEFAULT_WINDOW_S, request.model_name, request.model_version, request.route, request.split_arm
+    service = request.service or "router"
+    if service not in REPORTERS:
+        raise InvalidArgument(f"service: must be one of {', '.join(REPORTERS)} (got {quote(service)})")
+    return window or DEFAULT_WINDOW_S, request.model_name, request.model_version, request.route, request.split_arm, service
 
 
 def objective_to_proto(status: ObjectiveStatus) -> monitoring_pb2.ObjectiveStatus:
@@ -91,7 +99,8 @@ def live_samples_from_proto(batch: monitoring_pb2.ReportRequest) -> list[tuple[s
             values = getattr(r, name)
             if values and not all(math.isfinite(v) for v in values):
                 raise InvalidArgument(f"records[{i}].{name}: every value must be a finite number")
-        samples.append((r.model_name, r.model_version, r.timestamp, list(r.features), list(r.scores)))
+        if r.service in ("", "router"):  # Scores carry the rows and scores drift is judged on
+            samples.append((r.model_name, r.model_version, r.timestamp, list(r.features), list(r.scores)))
     return samples
 
 

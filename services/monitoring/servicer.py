@@ -15,7 +15,7 @@ from services.monitoring.live import Baselines, LiveSamples, judge
 from services.monitoring.slo import Objective, evaluate
 from services.monitoring.windows import TelemetryWindows
 
-RECORDS = Counter("scoremesh_monitoring_records_total", "Telemetry records accepted.", ["model", "status"])
+RECORDS = Counter("scoremesh_monitoring_records_total", "Telemetry records accepted, by reporting service.", ["service", "model", "status"])
 
 
 class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
@@ -38,19 +38,19 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
             samples = converters.live_samples_from_proto(batch) if self.live is not None else ()
             for record in converters.records_from_proto(batch):
                 self.windows.add(record)
-                if record.status == "OK" and record.model_name:
+                if record.status == "OK" and record.model_name and record.service == "router":  # Scores, counted once
                     self.scores[record.model_name] = self.scores.get(record.model_name, 0) + 1
                     self.candidates[record.model_name] = self.candidates.get(record.model_name, 0) + record.candidates
-                RECORDS.labels(record.model_name, record.status).inc()
+                RECORDS.labels(record.service, record.model_name, record.status).inc()
                 accepted += 1
             for sample in samples:
                 self.live.add(*sample)
         return monitoring_pb2.ReportResponse(accepted=accepted)
 
     async def GetSLO(self, request, context):
-        window_s, model_name, version, route, arm = converters.slo_request_from_proto(request)
+        window_s, model_name, version, route, arm, service = converters.slo_request_from_proto(request)
         statuses = [evaluate(self.windows, o, self.window_scale, model_name, version) for o in self.objectives]
-        view = self.windows.view(window_s, model_name, version, route=route, split_arm=arm)
+        view = self.windows.view(window_s, model_name, version, route=route, split_arm=arm, service=service)
         return converters.slo_to_proto(view, self.windows.total, statuses)
 
     async def GetDrift(self, request, context):

@@ -58,7 +58,7 @@ def model_signals(windows: TelemetryWindows, objectives: list[Objective], scale:
     model -> {"drifted_features": the drifted features' names} for the alert messages."""
     now = time.time() if now is None else now
     signals: dict[str, dict[str, float]] = {}
-    for model in sorted({key[0] for key in windows.buckets}):
+    for model in sorted({key[1] for key in windows.buckets if key[0] == "router"}):
         view = windows.view(window_s, model, now=now)
         values: dict[str, float] = {}
         if view.requests:
@@ -114,7 +114,7 @@ def version_signals(windows: TelemetryWindows, window_s: float, now: float | Non
     these sample sizes (above 1: the version scores traffic differently; at least 100 each)."""
     now = time.time() if now is None else now
     views: dict[str, dict[str, object]] = {}
-    for model, version in sorted({key[:2] for key in windows.buckets}):
+    for model, version in sorted({key[1:3] for key in windows.buckets if key[0] == "router"}):
         view = windows.view(window_s, model, version, now=now)
         if view.requests >= min_requests:
             views.setdefault(model, {})[version] = view

@@ -32,6 +32,8 @@ class Record:
     """The model's own hop (the router's call to inference), 0 when unknown."""
     route: str = ""
     split_arm: str = ""
+    service: str = "router"
+    """router: a Score end to end; inference: one ModelInfer inside a replica."""
 
 
 @dataclass
@@ -73,7 +75,8 @@ class WindowView:
 
 
 class TelemetryWindows:
-    """Buckets per (model, version, route, split arm); records older than `retention_s` fall off."""
+    """Buckets per (reporting service, model, version, route, split arm); records older than
+    `retention_s` fall off."""
 
     def __init__(self, bucket_s: float = 10.0, retention_s: float = 3 * 86400.0, slow_threshold_ms: float = 100.0,
                  clock=time.time) -> None:
@@ -81,11 +84,11 @@ class TelemetryWindows:
         self.retention_s = retention_s
         self.slow_threshold_ms = slow_threshold_ms
         self.clock = clock
-        self.buckets: dict[tuple[str, str, str, str], deque[Bucket]] = {}
+        self.buckets: dict[tuple[str, str, str, str, str], deque[Bucket]] = {}
         self.total = 0
 
     def add(self, record: Record) -> None:
-        key = (record.model_name, record.model_version, record.route, record.split_arm)
+        key = (record.service, record.model_name, record.model_version, record.route, record.split_arm)
         series = self.buckets.setdefault(key, deque())
         start = math.floor(record.timestamp / self.bucket_s) * self.bucket_s
         if start + self.bucket_s < self.clock() - self.retention_s:
@@ -110,16 +113,17 @@ class TelemetryWindows:
             series.popleft()
 
     def view(self, window_s: float, model_name: str = "", model_version: str = "", now: float | None = None,
-             route: str = "", split_arm: str = "") -> WindowView:
+             route: str = "", split_arm: str = "", service: str = "router") -> WindowView:
         """The merged aggregates of the last `window_s` seconds (whole buckets that overlap it),
-        of one model, version, route and split arm, or of all of those left empty."""
+        of one model, version, route and split arm, or of all of those left empty, as `service`
+        reported them (the router's Scores by default)."""
         now = self.clock() if now is None else now
         since = now - window_s
         requests = errors = slow = 0
         merged = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
         hop = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
-        for (name, version, key_route, key_arm), series in self.buckets.items():
-            if ((model_name and name != model_name) or (model_version and version != model_version)
+        for (key_service, name, version, key_route, key_arm), series in self.buckets.items():
+            if (key_service != service or (model_name and name != model_name) or (model_version and version != model_version)
                     or (route and key_route != route) or (split_arm and key_arm != split_arm)):
                 continue
             for bucket in reversed(series):

@@ -337,5 +337,6 @@ class ScoringPipeline:
                 "features": first_row,
                 "route": route,
                 "split_arm": arm,
+                "service": "router",
             }
         )

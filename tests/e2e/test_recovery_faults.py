@@ -158,6 +158,16 @@ def test_a_slower_new_version_is_rolled_back_within_15_s_and_a_nan_version_never
     assert load.codes.count("OK") == len(load.codes), Counter(load.codes)  # slow is not failed; a NaN version never served
 
 
+def test_inference_replicas_report_their_model_calls_as_well(mesh):
+    with grpc.insecure_channel(mesh["monitoring"].address) as channel:
+        stub = monitoring_pb2_grpc.MonitoringStub(channel)
+        scores = stub.GetSLO(monitoring_pb2.GetSLORequest(model_name="ctr_ensemble", window_seconds=600), timeout=5)
+        calls = stub.GetSLO(monitoring_pb2.GetSLORequest(model_name="ctr_ensemble", window_seconds=600, service="inference"), timeout=5)
+    # One ModelInfer per Score (a hedge adds one); the replica's latency is a part of the Score's.
+    assert 0.8 * scores.requests <= calls.requests <= 1.5 * scores.requests, (scores.requests, calls.requests)
+    assert 0 < calls.p50_ms < scores.p50_ms
+
+
 def test_one_shifted_input_field_raises_a_drift_alert_naming_its_feature_within_one_window(mesh):
     router, monitoring = mesh["router"], mesh["monitoring"]
     assert not [i for i in incidents(monitoring.address) if i.rule == "feature_drift"]  # stationary so far (test 2's 40 s of traffic)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TelemetryRecord(_message.Message):
-    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp", "features", "route", "split_arm")
+    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp", "features", "route", "split_arm", "service", "instance_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,8 @@ class TelemetryRecord(_message.Message):
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     SPLIT_ARM_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model_name: str
     model_version: str
@@ -34,7 +36,9 @@ class TelemetryRecord(_message.Message):
     features: _containers.RepeatedScalarFieldContainer[float]
     route: str
     split_arm: str
-    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ..., features: _Optional[_Iterable[float]] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ...) -> None: ...
+    service: str
+    instance_id: str
+    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ..., features: _Optional[_Iterable[float]] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
     __slots__ = ("records",)
@@ -49,18 +53,20 @@ class ReportResponse(_message.Message):
     def __init__(self, accepted: _Optional[int] = ...) -> None: ...
 
 class GetSLORequest(_message.Message):
-    __slots__ = ("model_name", "window_seconds", "model_version", "route", "split_arm")
+    __slots__ = ("model_name", "window_seconds", "model_version", "route", "split_arm", "service")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     SPLIT_ARM_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     window_seconds: float
     model_version: str
     route: str
     split_arm: str
-    def __init__(self, model_name: _Optional[str] = ..., window_seconds: _Optional[float] = ..., model_version: _Optional[str] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ...) -> None: ...
+    service: str
+    def __init__(self, model_name: _Optional[str] = ..., window_seconds: _Optional[float] = ..., model_version: _Optional[str] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ..., service: _Optional[str] = ...) -> None: ...
 
 class GetSLOResponse(_message.Message):
     __slots__ = ("requests", "availability", "error_rate", "p50_ms", "p95_ms", "p99_ms", "requests_per_second", "total_records", "objectives")

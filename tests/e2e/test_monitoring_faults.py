@@ -63,12 +63,21 @@ def test_monitoring_stopped_then_killed_costs_no_score_and_loses_no_incident(sma
         time.sleep(0.2)
     (kept,) = [i for i in _incidents(monitoring.address) if i.rule == "high_error_rate"]
 
-    baseline, base_codes = asyncio.run(closed_loop(router.address, 16, 3.0))
-    os.kill(monitoring.process.pid, signal.SIGSTOP)
-    stopped, stopped_codes = asyncio.run(closed_loop(router.address, 16, 4.0))
+    # Three rounds each of normal, stopped (SIGSTOP, then SIGCONT) and, after SIGKILL, dead
+    # monitoring; each condition's p99 is the median of its rounds' (one background burst on
+    # the shared 2-core machine lands in one round only).
+    rounds: dict[str, list] = {"baseline": [], "stopped": [], "killed": []}
+    for i in range(3):
+        rounds["baseline"].append(asyncio.run(closed_loop(router.address, 16, 1.5)))
+        os.kill(monitoring.process.pid, signal.SIGSTOP)
+        rounds["stopped"].append(asyncio.run(closed_loop(router.address, 16, 2.0)))
+        if i < 2:
+            os.kill(monitoring.process.pid, signal.SIGCONT)
     os.kill(monitoring.process.pid, signal.SIGKILL)  # a stopped process dies too
     monitoring.process.wait(10)
-    killed, killed_codes = asyncio.run(closed_loop(router.address, 16, 3.0))
+    for _ in range(3):
+        rounds["killed"].append(asyncio.run(closed_loop(router.address, 16, 1.5)))
+    base_codes, stopped_codes, killed_codes = ([code for _, codes in rounds[k] for code in codes] for k in ("baseline", "stopped", "killed"))
     before_restart = time.monotonic()
     monitoring.start()
     restarted, restarted_codes = asyncio.run(closed_loop(router.address, 16, 3.0))
@@ -84,8 +93,8 @@ def test_monitoring_stopped_then_killed_costs_no_score_and_loses_no_incident(sma
         cost = next((float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                      if line.startswith('scoremesh_cost_per_1000_scores{model="ctr_ensemble"}')), None)
 
-    p99 = {name: float(np.percentile(v, 99)) * 1000 for name, v in
-           (("baseline", baseline), ("stopped", stopped), ("killed", killed), ("restarted", restarted))}
+    p99 = {name: float(np.median([np.percentile(latencies, 99) for latencies, _ in rounds[name]])) * 1000 for name in rounds}
+    p99["restarted"] = float(np.percentile(restarted, 99)) * 1000
     print(f"\nmonitoring faults at concurrency 16: Scores OK {base_codes.count('OK')}/{len(base_codes)} before, "
           f"{stopped_codes.count('OK')}/{len(stopped_codes)} stopped, {killed_codes.count('OK')}/{len(killed_codes)} killed, "
           f"{restarted_codes.count('OK')}/{len(restarted_codes)} restarted; p99 ms {', '.join(f'{k} {v:.0f}' for k, v in p99.items())}; "

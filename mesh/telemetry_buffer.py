@@ -50,19 +50,21 @@ class TelemetryBuffer:
 async def stream_telemetry(monitoring, buffer: TelemetryBuffer, to_proto: Callable[[list[dict[str, Any]]], Any],
                            on_sent: Callable[[int], None] | None = None, refresh_s: float = 1.0) -> None:
     """Drain `buffer` into one Report stream per monitoring instance (mesh.client.ServiceClient
-    `monitoring`): every stream takes the next batch when it is ready, so telemetry spreads over
-    the instances and a slow one takes less. A stream that ends is reopened on the next refresh;
-    with no instance, records wait in the buffer (and are dropped, counted, when it is full)."""
+    `monitoring`): batches go round-robin to the streams whose small queue has room, so
+    telemetry spreads over the instances and a slow one takes less. A stream that ends is
+    reopened on the next refresh; with no stream, records wait in the buffer (and are dropped,
+    counted, when it is full)."""
+    queues: dict[str, asyncio.Queue] = {}
     streams: dict[str, asyncio.Task] = {}
 
-    async def batches():
-        while True:
-            batch = await buffer.next_batch()
-            yield to_proto(batch)
-            if on_sent is not None:
-                on_sent(len(batch))
+    async def follow(address: str, queue: asyncio.Queue) -> None:
+        async def batches():
+            while True:
+                batch = await queue.get()
+                yield to_proto(batch)
+                if on_sent is not None:
+                    on_sent(len(batch))
 
-    async def follow(address: str) -> None:
         try:
             await monitoring.stub(address).Report(batches())
         except asyncio.CancelledError:
@@ -71,7 +73,7 @@ async def stream_telemetry(monitoring, buffer: TelemetryBuffer, to_proto: Callab
             log.warning("telemetry stream to monitoring %s ended: %s", address, error)
             monitoring.invalidate()
 
-    try:
+    async def refresh() -> None:
         while True:
             try:
                 instances = await monitoring.instances()
@@ -81,10 +83,29 @@ async def stream_telemetry(monitoring, buffer: TelemetryBuffer, to_proto: Callab
             for instance in instances:
                 task = streams.get(instance.address)
                 if task is None or task.done():
-                    streams[instance.address] = asyncio.create_task(follow(instance.address), name=f"telemetry-{instance.address}")
+                    queues[instance.address] = asyncio.Queue(maxsize=2)
+                    streams[instance.address] = asyncio.create_task(follow(instance.address, queues[instance.address]),
+                                                                    name=f"telemetry-{instance.address}")
+            for address in [a for a, task in streams.items() if task.done()]:
+                del streams[address], queues[address]
             if not instances:
                 monitoring.invalidate()
             await asyncio.sleep(refresh_s)
+
+    refresher = asyncio.create_task(refresh(), name="telemetry-refresh")
+    turn = 0
+    try:
+        while True:
+            batch = await buffer.next_batch()
+            while True:  # the next stream with room; none: wait for one (the buffer keeps filling meanwhile)
+                open_queues = [queues[a] for a in sorted(queues) if not streams[a].done()]
+                free = [q for q in open_queues if not q.full()]
+                if free:
+                    free[turn % len(free)].put_nowait(batch)
+                    turn += 1
+                    break
+                await asyncio.sleep(0.05)
     finally:
+        refresher.cancel()
         for task in streams.values():
             task.cancel()

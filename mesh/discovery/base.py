@@ -55,6 +55,11 @@ class Registry(abc.ABC):
     def deregister(self, instance_id: str) -> None: ...
 
     @abc.abstractmethod
+    def set_maintenance(self, instance: Instance, reason: str | None) -> None:
+        """Eject an instance from resolution (`reason`), or readmit it (None), whatever its own
+        health says: recovery's eject_instance. Ends with the process (a restart starts afresh)."""
+
+    @abc.abstractmethod
     def resolve(self, service: str) -> list[Instance]:
         """Healthy instances of a service, in a stable order."""
 

@@ -79,6 +79,12 @@ class ConsulRegistry(Registry):
     def deregister(self, instance_id: str) -> None:
         self.client.agent.service.deregister(instance_id)
 
+    def set_maintenance(self, instance: Instance, reason: str | None) -> None:
+        # Consul's service maintenance mode: a critical check, so `passing` queries leave it out.
+        # `enable` goes as "true"/"false", the spelling Consul's docs use (py-consul would send
+        # Python's "True"/"False", which Consul's ParseBool also takes).
+        self.client.agent.service.maintenance(instance.instance_id, "true" if reason is not None else "false", reason)
+
     def _query(self, service: str, index: str | None = None) -> tuple[str, list[Instance]]:
         new_index, entries = self.client.health.service(
             service, passing=True, index=index, wait=self.watch_wait if index else None

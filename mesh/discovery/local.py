@@ -108,7 +108,32 @@ class LocalRegistry(Registry):
             return InstanceState(instance, False, f"no heartbeat for {age:.1f}s")
         if not entry.get("serving"):
             return InstanceState(instance, False, "not serving")
+        ejected = self._maintenance(instance)
+        if ejected is not None:
+            return InstanceState(instance, False, f"ejected: {ejected}")
         return InstanceState(instance, True)
+
+    def _maintenance_path(self, instance_id: str) -> Path:
+        return self._path(instance_id).with_suffix(".maintenance")
+
+    def _maintenance(self, instance: Instance) -> str | None:
+        """The reason this process of the instance is ejected, if it is (a marker beside its entry,
+        naming the pid: the instance rewrites its own entry on every heartbeat)."""
+        try:
+            marker = json.loads(self._maintenance_path(instance.instance_id).read_text())
+        except (OSError, ValueError):
+            return None
+        return marker.get("reason", "") if marker.get("pid") == instance.pid else None
+
+    def set_maintenance(self, instance: Instance, reason: str | None) -> None:
+        path = self._maintenance_path(instance.instance_id)
+        if reason is None:
+            path.unlink(missing_ok=True)
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        with os.fdopen(fd, "w") as out:
+            json.dump({"pid": instance.pid, "reason": reason}, out)
+        os.replace(tmp, path)
 
     def list_all(self) -> list[InstanceState]:
         return [self._state(e) for e in self._read_all()]

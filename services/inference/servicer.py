@@ -44,7 +44,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             response = await self.handler.infer(converters.infer_request_from_proto(request, deadline))
         except MeshError as error:
-            self._report(request.model_name, request.model_version, error.status, started, 0)
+            # A version not served here (rolled back, unloaded, never loaded) is the caller's
+            # routing miss, which the router reports; the replica's own record would make a
+            # healthy replica look like an outlier during a rollback.
+            if self.handler.model_ready(request.model_name, request.model_version):
+                self._report(request.model_name, request.model_version, error.status, started, 0)
             raise
         answer = converters.infer_response_to_proto(response)
         self._report(response.model_name, response.model_version, "OK", started, converters.rows_of(response))

@@ -18,7 +18,7 @@ from services.monitoring.settings import MonitoringSettings
 from services.monitoring.cost import CostTracker
 from services.monitoring.alerts import Alerting, AlertRule, IncidentStore, RuleEvaluator
 from services.monitoring.live import Baselines, LiveSamples
-from services.monitoring.signals import DriftCache, LatencyAnomalies, model_signals, version_signals
+from services.monitoring.signals import DriftCache, LatencyAnomalies, instance_signals, model_signals, version_signals
 from services.monitoring.slo import Objective
 from services.monitoring.windows import TelemetryWindows
 
@@ -85,6 +85,7 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
         signals = model_signals(windows, objectives, settings.slo_window_scale, settings.alert_window_s, live, baselines,
                                 settings.drift_window_s, anomalies=anomalies, drift_cache=drift_cache, details=details)
         signals.update(version_signals(windows, settings.alert_window_s, live=live))
+        signals.update(instance_signals(windows, settings.alert_window_s))
         view = costs.view
         if view is not None:
             for model, value in view.cost_per_1000_scores.items():

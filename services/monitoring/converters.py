@@ -45,7 +45,7 @@ def records_from_proto(batch: monitoring_pb2.ReportRequest) -> list[Record]:
         if service not in REPORTERS:
             raise InvalidArgument(f"records[{i}].service: must be one of {', '.join(REPORTERS)} (got {quote(service)})")
         records.append(Record(r.model_name, status, r.latency_ms, r.timestamp, r.model_version, r.candidates, r.inference_ms,
-                              r.route[:100], r.split_arm[:100], service))
+                              r.route[:100], r.split_arm[:100], service, r.instance_id[:100]))
     return records
 
 

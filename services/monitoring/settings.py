@@ -10,7 +10,8 @@ from mesh.config import MeshSettings
 
 SIGNALS = ("error_rate", "availability", "p50_ms", "p99_ms", "requests_per_second", "p99_anomaly_score", "slo_burn_fast_availability",
            "slo_burn_fast_latency", "drifted_features", "score_drifted", "cost_per_1000_scores", "budget_used",
-           "version_error_rate", "version_error_excess", "version_latency_ratio", "version_score_shift")
+           "version_error_rate", "version_error_excess", "version_latency_ratio", "version_score_shift",
+           "instance_error_excess", "instance_latency_ratio")
 
 
 class AlertRuleConfig(BaseModel):
@@ -43,6 +44,9 @@ DEFAULT_RULES = [
     AlertRuleConfig(name="version_errors", signal="version_error_excess", op="gt", threshold=0.05, severity="critical"),
     AlertRuleConfig(name="version_slow", signal="version_latency_ratio", op="gt", threshold=3.0, severity="critical"),
     AlertRuleConfig(name="version_score_shift", signal="version_score_shift", op="gt", threshold=1.0, severity="high"),
+    # An inference replica against its peers (target `instance:<id>`): recovery ejects it.
+    AlertRuleConfig(name="instance_errors", signal="instance_error_excess", op="gt", threshold=0.05, severity="high"),
+    AlertRuleConfig(name="instance_slow", signal="instance_latency_ratio", op="gt", threshold=3.0, severity="high"),
     # The month the current spend projects, against monthly_budget (target "mesh"; only with a budget).
     AlertRuleConfig(name="budget_70", signal="budget_used", op="gt", threshold=0.70, severity="medium", target="mesh"),
     AlertRuleConfig(name="budget_80", signal="budget_used", op="gt", threshold=0.80, severity="high", target="mesh"),

@@ -145,3 +145,35 @@ def version_signals(windows: TelemetryWindows, window_s: float, now: float | Non
                     edges = np.quantile(theirs, np.linspace(0, 1, BINS + 1))
                     signals[version_target(model, version)]["version_score_shift"] = psi(theirs, mine, edges) / psi_threshold(len(mine), len(theirs))
     return signals
+
+
+def instance_target(instance_id: str) -> str:
+    """The alert target of one instance: `instance:<id>` (recovery parses it back)."""
+    return f"instance:{instance_id}"
+
+
+def instance_signals(windows: TelemetryWindows, window_s: float, now: float | None = None,
+                     min_requests: int = VERSION_MIN_REQUESTS) -> dict[str, dict[str, float]]:
+    """`instance:<id>` -> {instance_error_excess, instance_latency_ratio}: each inference replica
+    against the median of its peers serving the same model version (during a rollout a replica
+    already on a slower new version is not an outlier; what the replica itself records of
+    its ModelInfer calls: errors, and the median latency — a slow replica gets less traffic from
+    the balancers, but what it gets is slow). Needs two replicas with `min_requests` each."""
+    now = time.time() if now is None else now
+    signals: dict[str, dict[str, float]] = {}
+    for model, version in sorted({key[1:3] for key in windows.buckets if key[0] == "inference"}):
+        views = {}
+        for instance in sorted({key[5] for key in windows.buckets if key[0] == "inference" and key[1:3] == (model, version) and key[5]}):
+            view = windows.view(window_s, model, version, now=now, service="inference", instance_id=instance)
+            if view.requests >= min_requests:
+                views[instance] = view
+        for instance, view in views.items():
+            peers = [v for name, v in views.items() if name != instance]
+            if not peers:
+                continue
+            values = signals.setdefault(instance_target(instance), {})
+            excess = view.error_rate - float(np.median([p.error_rate for p in peers]))
+            ratio = view.p50_ms / max(float(np.median([p.p50_ms for p in peers])), 1e-3)
+            values["instance_error_excess"] = max(values.get("instance_error_excess", excess), excess)
+            values["instance_latency_ratio"] = max(values.get("instance_latency_ratio", ratio), ratio)
+    return signals

@@ -34,6 +34,8 @@ class Record:
     split_arm: str = ""
     service: str = "router"
     """router: a Score end to end; inference: one ModelInfer inside a replica."""
+    instance_id: str = ""
+    """The reporting instance (inference replicas say which)."""
 
 
 @dataclass
@@ -75,8 +77,8 @@ class WindowView:
 
 
 class TelemetryWindows:
-    """Buckets per (reporting service, model, version, route, split arm); records older than
-    `retention_s` fall off."""
+    """Buckets per (reporting service, model, version, route, split arm, instance); records older
+    than `retention_s` fall off."""
 
     def __init__(self, bucket_s: float = 10.0, retention_s: float = 3 * 86400.0, slow_threshold_ms: float = 100.0,
                  clock=time.time) -> None:
@@ -84,11 +86,11 @@ class TelemetryWindows:
         self.retention_s = retention_s
         self.slow_threshold_ms = slow_threshold_ms
         self.clock = clock
-        self.buckets: dict[tuple[str, str, str, str, str], deque[Bucket]] = {}
+        self.buckets: dict[tuple[str, str, str, str, str, str], deque[Bucket]] = {}
         self.total = 0
 
     def add(self, record: Record) -> None:
-        key = (record.service, record.model_name, record.model_version, record.route, record.split_arm)
+        key = (record.service, record.model_name, record.model_version, record.route, record.split_arm, record.instance_id)
         series = self.buckets.setdefault(key, deque())
         start = math.floor(record.timestamp / self.bucket_s) * self.bucket_s
         if start + self.bucket_s < self.clock() - self.retention_s:
@@ -113,7 +115,7 @@ class TelemetryWindows:
             series.popleft()
 
     def view(self, window_s: float, model_name: str = "", model_version: str = "", now: float | None = None,
-             route: str = "", split_arm: str = "", service: str = "router") -> WindowView:
+             route: str = "", split_arm: str = "", service: str = "router", instance_id: str = "") -> WindowView:
         """The merged aggregates of the last `window_s` seconds (whole buckets that overlap it),
         of one model, version, route and split arm, or of all of those left empty, as `service`
         reported them (the router's Scores by default)."""
@@ -122,9 +124,10 @@ class TelemetryWindows:
         requests = errors = slow = 0
         merged = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
         hop = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
-        for (key_service, name, version, key_route, key_arm), series in self.buckets.items():
+        for (key_service, name, version, key_route, key_arm, key_instance), series in self.buckets.items():
             if (key_service != service or (model_name and name != model_name) or (model_version and version != model_version)
-                    or (route and key_route != route) or (split_arm and key_arm != split_arm)):
+                    or (route and key_route != route) or (split_arm and key_arm != split_arm)
+                    or (instance_id and key_instance != instance_id)):
                 continue
             for bucket in reversed(series):
                 if bucket.start + self.bucket_s <= since:

@@ -16,7 +16,8 @@ from services.recovery.audit import AuditLog
 from services.recovery.clients import AlertSubscriptions, FeatureCaches, InferenceReplicas
 from services.recovery.policies import Gate
 from services.recovery.recoverer import Recoverer
-from services.recovery.responder import AlertResponder, RoutingControl
+from services.recovery.ejections import Ejections
+from services.recovery.responder import AlertResponder, EjectionControl, RoutingControl
 from services.recovery.rollbacks import Rollbacks
 from services.recovery.route_switch import Switches
 from services.recovery.servicer import RecoveryServicer
@@ -94,12 +95,39 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         return response.version
 
     switches = Switches(settings.state_dir / "audit" / "recovery.sqlite")
+    ejections = Ejections(settings.state_dir / "audit" / "recovery.sqlite")
+
+    async def eject(instance_id: str, reason: str) -> str:
+        states = await asyncio.to_thread(runtime.registry.list_all)
+        state = next((s for s in states if s.instance.instance_id == instance_id), None)
+        if state is None:
+            return f"failed: {instance_id} is not registered"
+        service = state.instance.service
+        if not [s for s in states if s.instance.service == service and s.healthy and s.instance.instance_id != instance_id]:
+            return f"not run: {instance_id} is the last serving replica of {service}"
+        await asyncio.to_thread(runtime.registry.set_maintenance, state.instance, f"ejected by recovery: {reason}")
+        until = time.monotonic() + settings.recovery_timeout_s
+        while time.monotonic() < until:  # verified: balancers resolving the service no longer get it
+            if all(i.instance_id != instance_id for i in await asyncio.to_thread(runtime.registry.resolve, service)):
+                return f"succeeded: {instance_id} out of {service}'s resolution"
+            await asyncio.sleep(0.2)
+        return f"failed: {instance_id} still resolved {settings.recovery_timeout_s:.0f}s later"
+
+    async def readmit(instance_id: str) -> str:
+        states = await asyncio.to_thread(runtime.registry.list_all)
+        state = next((s for s in states if s.instance.instance_id == instance_id), None)
+        if state is None:
+            return f"succeeded: {instance_id} is gone (nothing to readmit)"
+        await asyncio.to_thread(runtime.registry.set_maintenance, state.instance, None)
+        return f"succeeded: {instance_id} back in {state.instance.service}'s resolution"
+
     responder = AlertResponder(
         settings.alert_policies, Gate(settings.action_cooldown_s, settings.give_up_after), audit, rollbacks, replicas.control(),
         attempts=settings.restart_attempts, backoff_s=settings.restart_backoff_s, verify_timeout_s=settings.recovery_timeout_s,
         latency_limit_ms=settings.latency_limit_ms,
         add_replica=None if settings.restarts_by == "orchestrator" else add_replica,
         routing=RoutingControl(get_routing, apply_routing), switches=switches, clear_cache=caches.clear,
+        ejection=EjectionControl(eject, readmit), ejections=ejections, eject_s=settings.eject_s,
     )
     alerts = AlertSubscriptions(runtime.registry, runtime.channels, responder.on_alert)
 
@@ -110,6 +138,7 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         audit.close()
         rollbacks.close()
         switches.close()
+        ejections.close()
 
     runtime.on_stop(close_audit)
     recoverer = Recoverer(
@@ -142,6 +171,7 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
             await asyncio.sleep(settings.reconcile_interval_s)
             try:
                 await responder.reconcile()
+                await responder.readmit_expired()
             except Exception:
                 log.exception("rollback reconciliation failed")
 

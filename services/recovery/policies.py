@@ -8,15 +8,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-FAILURE_TYPES = ("version_regression", "high_latency", "high_error_rate", "memory_exhaustion", "cpu_exhaustion",
+FAILURE_TYPES = ("version_regression", "instance_outlier", "high_latency", "high_error_rate", "memory_exhaustion", "cpu_exhaustion",
                  "drift", "connection_failure", "timeout_failure", "unknown")
-ALERT_ACTIONS = ("none", "rollback_version", "scale_up", "switch_model", "clear_cache")
+ALERT_ACTIONS = ("none", "rollback_version", "scale_up", "switch_model", "clear_cache", "eject_instance")
 """Actions an alert can set off. Restarts follow failed health checks (recoverer.py), not alerts:
 an alert names a model or a version, and restarting every replica of a model is never the fix."""
 
 DEFAULT_POLICIES = {failure: "none" for failure in FAILURE_TYPES} | {
     "version_regression": "rollback_version", "high_latency": "scale_up", "cpu_exhaustion": "scale_up",
-    "high_error_rate": "switch_model", "drift": "clear_cache"}
+    "high_error_rate": "switch_model", "drift": "clear_cache", "instance_outlier": "eject_instance"}
 """Drift clears the features service's cache of online-store lookups: entity features cached
 before a store refresh are one cause of inputs that look shifted, and dropping them is cheap
 (the next lookups read the store)."""
@@ -42,6 +42,8 @@ def classify(alert: Alert, latency_limit_ms: float = 10_000.0) -> str:
     signal, value, message = alert.signal, alert.value, alert.message.lower()
     if signal.startswith("version_"):
         return "version_regression"
+    if signal.startswith("instance_"):
+        return "instance_outlier"
     if signal.endswith("_ms") and value > latency_limit_ms:
         return "high_latency"
     if signal == "error_rate" and value > 0.1:

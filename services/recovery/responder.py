@@ -18,6 +18,7 @@ from domain.errors import FailedPrecondition, InvalidArgument, MeshError, NotFou
 from services.recovery.audit import AuditEntry, AuditLog
 from services.recovery.policies import Alert, Gate, classify
 from services.recovery.rollbacks import RolledBack, Rollbacks, parse_version_target
+from services.recovery.ejections import Ejection, Ejections
 from services.recovery.route_switch import Switches, back, to_fallback
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,16 @@ class RoutingControl:
 
 AddReplica = Callable[[str, str], Awaitable[str]]
 ClearCache = Callable[[str], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class EjectionControl:
+    """The registry's maintenance mode for one instance (registry.set_maintenance)."""
+
+    eject: Callable[[str, str], Awaitable[str]]
+    """(instance id, reason) -> the verified outcome; refuses to eject the last serving replica."""
+    readmit: Callable[[str], Awaitable[str]]
+    """(instance id) -> the outcome."""
 """(reason) -> the outcome on every features instance."""
 """(service, reason) -> the verified outcome ("succeeded: ...", "failed: ...", "not run: ...")."""
 
@@ -56,9 +67,11 @@ class AlertResponder:
                  attempts: int = 3, backoff_s: float = 5.0, verify_timeout_s: float = 30.0, poll_s: float = 0.5,
                  latency_limit_ms: float = 10_000.0, add_replica: AddReplica | None = None,
                  routing: RoutingControl | None = None, switches: Switches | None = None,
-                 clear_cache: ClearCache | None = None) -> None:
+                 clear_cache: ClearCache | None = None, ejection: EjectionControl | None = None,
+                 ejections: Ejections | None = None, eject_s: float = 120.0) -> None:
         self.policies, self.gate, self.audit, self.rollbacks, self.versions = policies, gate, audit, rollbacks, versions
         self.add_replica, self.routing, self.switches, self.clear_cache_on = add_replica, routing, switches, clear_cache
+        self.ejection, self.ejections, self.eject_s = ejection, ejections, eject_s
         self.attempts, self.backoff_s, self.verify_timeout_s, self.poll_s = attempts, backoff_s, verify_timeout_s, poll_s
         self.latency_limit_ms = latency_limit_ms
         self.running: set[asyncio.Task] = set()
@@ -72,6 +85,9 @@ class AlertResponder:
             self.gate.resolved(key)
             if action == "switch_model" and self.switches is not None and self.switches.of(alert.target):
                 return self._spawn(self.switch_back(alert.target, f"{alert.rule} resolved", f"alert:{alert.rule}"), f"switch-back-{alert.target}")
+            instance_id = alert.target.removeprefix("instance:")
+            if action == "eject_instance" and self.ejections is not None and any(e.instance_id == instance_id for e in self.ejections.all()):
+                return self._spawn(self.readmit(instance_id, f"{alert.rule} resolved", f"alert:{alert.rule}"), f"readmit-{instance_id}")
             return None
         if action == "none":
             return None
@@ -83,6 +99,15 @@ class AlertResponder:
             if not allowed:
                 return None
             return self._spawn(self._gated(key, self.switch_model(alert.target, reason, f"alert:{alert.rule}")), f"switch-{alert.target}")
+        if action == "eject_instance":
+            instance_id = alert.target.removeprefix("instance:")
+            if not alert.target.startswith("instance:") or (self.ejections is not None
+                                                            and any(e.instance_id == instance_id for e in self.ejections.all())):
+                return None
+            allowed, _ = self.gate.may_start(key)
+            if not allowed:
+                return None
+            return self._spawn(self._gated(key, self.eject(instance_id, reason, f"alert:{alert.rule}")), f"eject-{instance_id}")
         if action == "clear_cache":
             allowed, _ = self.gate.may_start(key)
             if not allowed:
@@ -159,6 +184,32 @@ class AlertResponder:
         except MeshError as error:
             outcome = f"failed: {error.status}: {error.message[:300]}"
         return self._audit("switch_back", model, reason, outcome, time.monotonic() - started, trigger, service="router")
+
+    async def eject(self, instance_id: str, reason: str, trigger: str) -> AuditEntry:
+        """Out of every balancer's resolution (registry maintenance) for at most `eject_s`;
+        verified by resolving the service again; readmitted when the alert resolves."""
+        started = time.monotonic()
+        if self.ejection is None or self.ejections is None:
+            outcome = "not run: no registry to eject from"
+        else:
+            outcome = await self.ejection.eject(instance_id, reason[:200])
+            if outcome.startswith("succeeded"):
+                self.ejections.add(Ejection(instance_id, reason, time.time() + self.eject_s))
+        return self._audit("eject_instance", instance_id, reason, outcome, time.monotonic() - started, trigger)
+
+    async def readmit(self, instance_id: str, reason: str, trigger: str) -> AuditEntry:
+        started = time.monotonic()
+        outcome = await self.ejection.readmit(instance_id)
+        self.ejections.remove(instance_id)
+        return self._audit("readmit_instance", instance_id, reason, outcome, time.monotonic() - started, trigger)
+
+    async def readmit_expired(self, now: float | None = None) -> list[AuditEntry]:
+        """Ejections past their time end whatever the alert says (part of the reconcile loop)."""
+        now = time.time() if now is None else now
+        if self.ejections is None:
+            return []
+        return [await self.readmit(e.instance_id, f"ejection ended after {self.eject_s:.0f}s", "reconcile")
+                for e in self.ejections.all() if e.until <= now]
 
     async def clear_cache(self, reason: str, trigger: str) -> AuditEntry:
         started = time.monotonic()

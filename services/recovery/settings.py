@@ -41,11 +41,16 @@ class RecoverySettings(MeshSettings):
     -> action: `rollback_version` (the alert's target model:version), `scale_up` (one more
     inference replica), `switch_model` (the model's routes answer with their fallback first,
     switched back when the alert resolves), `clear_cache` (the features service's cache of
-    store lookups) or `none` (watch only)."""
+    store lookups), `eject_instance` (an outlier replica out of resolution until its alert
+    resolves) or `none` (watch only)."""
 
     max_local_replicas: int = Field(default=4, ge=1, le=10)
     """scale_up starts replicas through the local supervisor up to this many per service (under
     an orchestrator, replicas are its autoscaler's)."""
+
+    eject_s: float = Field(default=120.0, gt=0)
+    """An instance eject_instance took out of resolution is readmitted when its alert resolves,
+    or after this long at the latest."""
 
     watch_alerts: bool = True
     """Follow every monitoring instance's WatchAlerts stream and act on alerts by the policies."""

@@ -165,3 +165,17 @@ def collector_frozen():
         yield
     finally:
         gc.unfreeze()
+
+
+SEARCH_ONLY = "default_route: search\nroutes:\n  search: {ensemble: ctr_ensemble}\n"
+
+
+def small_state(tmp_path_factory, name: str, routing: str = SEARCH_ONLY) -> Path:
+    """A state directory with ctr_ensemble trained small (3,000 rows, one epoch) and a routing
+    file: what the fault tests' own small meshes start from."""
+    from training.train import ENSEMBLES, TrainOptions, train
+
+    state = tmp_path_factory.mktemp(name) / "state"
+    train(state / "models", state / "features", TrainOptions(rows=3000, max_epochs=1), ensembles=ENSEMBLES[:1], progress=lambda _: None)
+    (state / "routing.yaml").write_text(routing)
+    return state

@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
-from tests.e2e.mesh_process import ServiceProcess, running
+from tests.e2e.mesh_process import ServiceProcess, running, small_state
 from tests.e2e.test_resilience import closed_loop
-from training.train import ENSEMBLES, TrainOptions, train
 
 pytestmark = [pytest.mark.mesh, pytest.mark.usefixtures("frozen_collector")]
 MONITORING_ENV = {"SCOREMESH_ALERT_INTERVAL_S": "0.3", "SCOREMESH_ALERT_WINDOW_S": "30", "SCOREMESH_COST_INTERVAL_S": "1"}
@@ -28,9 +27,7 @@ MONITORING_ENV = {"SCOREMESH_ALERT_INTERVAL_S": "0.3", "SCOREMESH_ALERT_WINDOW_S
 
 @pytest.fixture(scope="module")
 def small_mesh(tmp_path_factory):
-    state = tmp_path_factory.mktemp("monitoring-faults") / "state"
-    train(state / "models", state / "features", TrainOptions(rows=3000, max_epochs=1), ensembles=ENSEMBLES[:1], progress=lambda _: None)
-    (state / "routing.yaml").write_text("default_route: search\nroutes:\n  search: {ensemble: ctr_ensemble}\n")
+    state = small_state(tmp_path_factory, "monitoring-faults")
     processes = {
         "features": ServiceProcess("features", state),
         "inference": ServiceProcess("inference", state),

@@ -25,10 +25,9 @@ from safetensors.torch import load_file, save_file
 from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc, recovery_pb2, recovery_pb2_grpc, router_pb2_grpc
-from tests.e2e.mesh_process import ServiceProcess, running
+from tests.e2e.mesh_process import ServiceProcess, running, small_state
 from tests.e2e.requests import score_request
 from tests.e2e.test_resilience import closed_loop
-from training.train import ENSEMBLES, TrainOptions, train
 
 pytestmark = [pytest.mark.mesh, pytest.mark.usefixtures("frozen_collector")]
 TOKEN = "recovery-test-token"
@@ -41,12 +40,11 @@ RECOVERY_ENV = {**COMMON, "SCOREMESH_RECONCILE_INTERVAL_S": "1", "SCOREMESH_ACTI
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    state = tmp_path_factory.mktemp("recovery-faults") / "state"
-    train(state / "models", state / "features", TrainOptions(rows=3000, max_epochs=1), ensembles=ENSEMBLES[:1], progress=lambda _: None)
-    (state / "routing.yaml").write_text("default_route: search\nroutes:\n  search: {ensemble: ctr_ensemble}\n")
+    state = small_state(tmp_path_factory, "recovery-faults")
     processes = {
         "features": ServiceProcess("features", state, COMMON),
         "inference": ServiceProcess("inference", state, {**COMMON, "SCOREMESH_REPOSITORY_POLL_S": "0.5"}),
+        "inference-2": ServiceProcess("inference", state, {**COMMON, "SCOREMESH_REPOSITORY_POLL_S": "0.5"}, instance_id="inference-2"),
         "monitoring": ServiceProcess("monitoring", state, MONITORING_ENV),
         "recovery": ServiceProcess("recovery", state, RECOVERY_ENV),
         "router": ServiceProcess("router", state, {**COMMON, "SCOREMESH_MODEL_CATALOG_MAX_AGE_S": "0.5"}),
@@ -141,7 +139,8 @@ def test_a_slower_new_version_is_rolled_back_within_15_s_and_a_nan_version_never
     assert (rolled.instance_id, rolled.trigger) == ("ctr_ensemble:2", "alert:version_slow")
     slow = next(i for i in incidents(monitoring.address) if i.rule == "version_slow")
     assert slow.target == "ctr_ensemble:2" and slow.signal == "version_latency_ratio" and slow.value > 3
-    assert repository(inference.address)[("ctr_ensemble", "2")] == ("UNAVAILABLE", f"held back: rolled back by recovery: {rolled.reason}"[:len('held back: ') + 200])
+    for replica in (inference, mesh["inference-2"]):  # held back on every replica
+        assert repository(replica.address)[("ctr_ensemble", "2")] == ("UNAVAILABLE", f"held back: rolled back by recovery: {rolled.reason}"[:len('held back: ') + 200])
     assert versions_answering(router.address) == {"1"}
 
     publish_version(router.state_dir / "models" / "ctr_ensemble" / "1", 3, nan_weight)

@@ -23,9 +23,8 @@ import numpy as np
 import pytest
 
 from scoremesh.v1 import router_pb2_grpc
-from tests.e2e.mesh_process import ServiceProcess, running
+from tests.e2e.mesh_process import ServiceProcess, running, small_state
 from tests.e2e.requests import score_request
-from training.train import ENSEMBLES, TrainOptions, train
 
 pytestmark = [pytest.mark.mesh, pytest.mark.usefixtures("frozen_collector")]
 
@@ -38,9 +37,7 @@ routes:
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    state = tmp_path_factory.mktemp("resilience") / "state"
-    train(state / "models", state / "features", TrainOptions(rows=3000, max_epochs=1), ensembles=ENSEMBLES[:1], progress=lambda _: None)
-    (state / "routing.yaml").write_text(ROUTING % {"rate": 0, "burst": 0})
+    state = small_state(tmp_path_factory, "resilience", ROUTING % {"rate": 0, "burst": 0})
     processes = {
         "features": ServiceProcess("features", state),
         "fast": ServiceProcess("inference", state, instance_id="inference-fast"),

@@ -111,6 +111,21 @@ class ConsulDouble:
             }
             self._bump()
 
+    def maintenance(self, service_id: str, enable: bool, reason: str) -> bool:
+        """Consul's maintenance mode: a critical `_service_maintenance:<id>` check while on."""
+        with self.changed:
+            service = self.services.get(service_id)
+            if service is None:
+                return False
+            check_id = f"_service_maintenance:{service_id}"
+            service["checks"] = [c for c in service["checks"] if c["CheckID"] != check_id]
+            if enable:
+                service["checks"].append({"CheckID": check_id, "Name": "Service Maintenance Mode", "Status": "critical",
+                                          "Output": reason or "maintenance", "grpc": None, "ttl": None, "deregister_after": None,
+                                          "critical_since": None, "next_run": float("inf"), "ttl_expires": None})
+            self._bump()
+            return True
+
     def deregister(self, service_id: str) -> bool:
         with self.changed:
             if self.services.pop(service_id, None) is None:
@@ -255,6 +270,11 @@ class ConsulDouble:
                     return self._reply(200, True)
                 if url.path.startswith("/v1/agent/service/deregister/"):
                     found = double.deregister(url.path.rsplit("/", 1)[1])
+                    return self._reply(200 if found else 404, found)
+                if url.path.startswith("/v1/agent/service/maintenance/"):
+                    query = parse_qs(url.query)
+                    found = double.maintenance(url.path.rsplit("/", 1)[1], query.get("enable", ["false"])[0] in ("1", "t", "T", "true", "TRUE", "True"),  # Go's ParseBool
+                                               query.get("reason", [""])[0])
                     return self._reply(200 if found else 404, found)
                 if url.path.startswith("/v1/agent/check/pass/"):
                     found = double.ttl_pass(url.path.rsplit("/", 1)[1])

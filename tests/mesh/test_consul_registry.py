@@ -138,6 +138,20 @@ def test_register_resolve_passing_only_and_deregister(consul_port, servers):
     _until(lambda: registry.list_all() == [])
 
 
+def test_maintenance_mode_ejects_an_instance_and_readmits_it(consul_port, servers):
+    registry = ConsulRegistry(port=consul_port, check_interval="200ms")
+    one, two = (_instance(servers(), n) for n in (1, 2))
+    for instance in (one, two):
+        registry.register(instance)
+    _until(lambda: len(registry.resolve("inference")) == 2)
+    registry.set_maintenance(one, "instance_slow: 4.2x its peers")
+    assert _until(lambda: registry.resolve("inference") == [two])
+    registry.set_maintenance(one, None)
+    assert _until(lambda: len(registry.resolve("inference")) == 2)
+    for instance in (one, two):
+        registry.deregister(instance.instance_id)
+
+
 def test_watch_follows_changes_with_blocking_queries(consul_port, servers):
     registry = ConsulRegistry(port=consul_port, check_interval="200ms", watch_wait="2s")
     first, second = servers(), servers()

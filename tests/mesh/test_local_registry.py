@@ -86,3 +86,27 @@ def test_heartbeat_after_deregistration_does_not_resurrect_the_entry(tmp_path):
     registry.heartbeat(a)  # a heartbeat already in flight when the instance stopped
     registry.set_serving(a, False)
     assert registry.list_all() == []
+
+
+def test_an_ejected_process_leaves_resolution_until_readmitted_or_replaced(tmp_path):
+    registry = LocalRegistry(tmp_path)
+    a, b = _instance(1), _instance(2)
+    for instance in (a, b):
+        registry.register(instance)
+        registry.set_serving(instance, True)
+    registry.set_maintenance(a, "instance_slow: 4.2x its peers")
+    registry.heartbeat(a)  # the instance's own writes do not undo it
+    assert registry.resolve("inference") == [b]
+    state = next(s for s in registry.list_all() if s.instance.instance_id == "inference-1")
+    assert not state.healthy and state.reason == "ejected: instance_slow: 4.2x its peers"
+    registry.set_maintenance(a, None)
+    assert registry.resolve("inference") == [a, b]
+    registry.set_maintenance(a, "again")
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as other:
+        try:
+            restarted = _instance(1, pid=other.pid)  # a new process under the same id starts afresh
+            registry.register(restarted)
+            registry.set_serving(restarted, True)
+            assert [i.instance_id for i in registry.resolve("inference")] == ["inference-1", "inference-2"]
+        finally:
+            other.kill()

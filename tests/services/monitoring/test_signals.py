@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from services.monitoring.signals import LatencyAnomalies, model_signals, version_signals
+from services.monitoring.signals import LatencyAnomalies, instance_signals, model_signals, version_signals
 from services.monitoring.live import LiveSamples
 from services.monitoring.slo import Objective
 from services.monitoring.windows import Record, TelemetryWindows
@@ -84,3 +84,22 @@ def test_a_version_that_scores_traffic_differently_from_production_is_flagged_an
     signals = version_signals(windows, 10.0, now=NOW, live=live)
     assert signals["ctr:3"]["version_score_shift"] > 1.0  # its scores moved by 2.5 standard deviations
     assert signals["ctr:2"]["version_score_shift"] < 1.0  # the same distribution as production (v1)
+
+
+def test_each_inference_replica_is_compared_with_its_peers():
+    windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
+    for instance, latency, errors in (("inference-1", 2.0, 0), ("inference-2", 2.2, 1), ("inference-3", 9.0, 6)):
+        for i in range(30):
+            windows.add(Record("ctr", "INTERNAL" if i < errors else "OK", latency, NOW - 1, "1", service="inference",
+                               instance_id=instance))
+    for i in range(10):  # a replica with too little traffic to judge
+        windows.add(Record("ctr", "OK", 50.0, NOW - 1, "1", service="inference", instance_id="inference-4"))
+    windows.add(Record("ctr", "OK", 12.0, NOW - 1, "1"))  # the router's Scores are not replicas
+    for i in range(30):  # a replica already on a new, slower version has no peers on it: not judged
+        windows.add(Record("ctr", "OK", 30.0, NOW - 1, "2", service="inference", instance_id="inference-1"))
+    signals = instance_signals(windows, 10.0, now=NOW)
+    assert set(signals) == {"instance:inference-1", "instance:inference-2", "instance:inference-3"}
+    slow = signals["instance:inference-3"]
+    assert slow["instance_latency_ratio"] == pytest.approx(9.0 / 2.1, rel=0.03)  # against the median of its peers
+    assert slow["instance_error_excess"] == pytest.approx(0.2 - (0 + 1 / 30) / 2, abs=1e-9)
+    assert signals["instance:inference-1"]["instance_latency_ratio"] < 1.0

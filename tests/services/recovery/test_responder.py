@@ -4,6 +4,7 @@ processes are in tests/e2e/test_recovery_faults.py)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import yaml
@@ -11,7 +12,8 @@ import yaml
 from domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.recovery.audit import AuditLog
 from services.recovery.policies import DEFAULT_POLICIES, Alert, Gate, classify
-from services.recovery.responder import AlertResponder, RoutingControl, VersionControl
+from services.recovery.ejections import Ejections
+from services.recovery.responder import AlertResponder, EjectionControl, RoutingControl, VersionControl
 from services.recovery.rollbacks import Rollbacks
 from services.recovery.route_switch import Switches, back, to_fallback
 
@@ -237,3 +239,35 @@ def test_drift_clears_the_features_cache_once_per_cooldown(tmp_path):
     entry, again = asyncio.run(scenario())
     assert (entry.action, entry.service, entry.outcome) == ("clear_cache", "features", "succeeded: 812 cached ids dropped on features-1")
     assert again is None and len(cleared) == 1 and "age" in cleared[0]
+
+
+def test_an_outlier_replica_is_ejected_then_readmitted_when_its_alert_resolves_or_its_time_is_up(tmp_path):
+    calls = []
+
+    async def eject(instance_id, reason):
+        calls.append(("eject", instance_id))
+        return f"succeeded: {instance_id} out of inference's resolution"
+
+    async def readmit(instance_id):
+        calls.append(("readmit", instance_id))
+        return f"succeeded: {instance_id} back in inference's resolution"
+
+    slow = Alert("instance_slow", "instance:inference-2", "instance_latency_ratio", 6.5, "instance_slow: ... is 6.5 (gt 3)")
+
+    async def scenario():
+        r = responder(tmp_path, Replicas(), ejection=EjectionControl(eject, readmit), ejections=Ejections(tmp_path / "audit.sqlite"),
+                      eject_s=60.0)
+        ejected = await r.on_alert(slow)
+        again = r.on_alert(slow)  # out already
+        readmitted = await r.on_alert(Alert(**{**slow.__dict__, "status": "resolved"}))
+        r.gate = Gate(cooldown_s=0.0, give_up_after=2)
+        await r.on_alert(slow)
+        early = await r.readmit_expired(now=time.time() + 30)
+        late = await r.readmit_expired(now=time.time() + 61)
+        return ejected, again, readmitted, early, late
+
+    ejected, again, readmitted, early, late = asyncio.run(scenario())
+    assert (ejected.action, ejected.instance_id, ejected.trigger) == ("eject_instance", "inference-2", "alert:instance_slow")
+    assert again is None and (readmitted.action, readmitted.outcome) == ("readmit_instance", "succeeded: inference-2 back in inference's resolution")
+    assert early == [] and [(e.action, e.trigger) for e in late] == [("readmit_instance", "reconcile")]
+    assert calls == [("eject", "inference-2"), ("readmit", "inference-2"), ("eject", "inference-2"), ("readmit", "inference-2")]

@@ -155,10 +155,6 @@ class Supervisor:
         self.spares[service] = spare
         log.info("warm spare of %s ready (pid %d)", service, spare.pid)
 
-    def spare_ready(self, service: str) -> bool:
-        spare = self.spares.get(service)
-        return spare is not None and spare.returncode is None
-
     async def _watch_exit(self, managed: ManagedProcess, process: asyncio.subprocess.Process) -> None:
         code = await process.wait()
         if self.stopping or managed.process is not process:

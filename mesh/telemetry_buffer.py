@@ -56,11 +56,13 @@ async def stream_telemetry(monitoring, buffer: TelemetryBuffer, to_proto: Callab
     counted, when it is full)."""
     queues: dict[str, asyncio.Queue] = {}
     streams: dict[str, asyncio.Task] = {}
+    room = asyncio.Event()  # set when a stream took a batch or a new stream opened
 
     async def follow(address: str, queue: asyncio.Queue) -> None:
         async def batches():
             while True:
                 batch = await queue.get()
+                room.set()
                 yield to_proto(batch)
                 if on_sent is not None:
                     on_sent(len(batch))
@@ -86,6 +88,7 @@ async def stream_telemetry(monitoring, buffer: TelemetryBuffer, to_proto: Callab
                     queues[instance.address] = asyncio.Queue(maxsize=2)
                     streams[instance.address] = asyncio.create_task(follow(instance.address, queues[instance.address]),
                                                                     name=f"telemetry-{instance.address}")
+                    room.set()
             for address in [a for a, task in streams.items() if task.done()]:
                 del streams[address], queues[address]
             if not instances:
@@ -98,13 +101,13 @@ async def stream_telemetry(monitoring, buffer: TelemetryBuffer, to_proto: Callab
         while True:
             batch = await buffer.next_batch()
             while True:  # the next stream with room; none: wait for one (the buffer keeps filling meanwhile)
-                open_queues = [queues[a] for a in sorted(queues) if not streams[a].done()]
-                free = [q for q in open_queues if not q.full()]
+                free = [queues[a] for a in sorted(queues) if not streams[a].done() and not queues[a].full()]
                 if free:
                     free[turn % len(free)].put_nowait(batch)
                     turn += 1
                     break
-                await asyncio.sleep(0.05)
+                room.clear()
+                await room.wait()
     finally:
         refresher.cancel()
         for task in streams.values():

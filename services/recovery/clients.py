@@ -23,11 +23,12 @@ CALL_TIMEOUT_S = 10.0
 
 
 class _PerAddress:
-    """One channel per address, reused; closed with the service."""
+    """One channel per address, reused; closed with the service; admin calls carry the token."""
 
-    def __init__(self, channels: Channels) -> None:
+    def __init__(self, channels: Channels, admin_token: str | None = None) -> None:
         self.channels = channels
         self._open: dict[str, grpc.aio.Channel] = {}
+        self.metadata = (("authorization", f"Bearer {admin_token}"),) if admin_token else ()
 
     def channel(self, address: str) -> grpc.aio.Channel:
         if address not in self._open:
@@ -44,9 +45,8 @@ class InferenceReplicas(_PerAddress):
     """VersionControl over every registered inference instance."""
 
     def __init__(self, registry: Registry, channels: Channels, admin_token: str | None) -> None:
-        super().__init__(channels)
+        super().__init__(channels, admin_token)
         self.registry = registry
-        self.metadata = (("authorization", f"Bearer {admin_token}"),) if admin_token else ()
 
     async def _replicas(self) -> list[tuple[str, pb_grpc.GRPCInferenceServiceStub]]:
         states = await asyncio.to_thread(self.registry.list_all)
@@ -95,9 +95,8 @@ class FeatureCaches(_PerAddress):
     """ClearCache on every registered features instance."""
 
     def __init__(self, registry: Registry, channels: Channels, admin_token: str | None) -> None:
-        super().__init__(channels)
+        super().__init__(channels, admin_token)
         self.registry = registry
-        self.metadata = (("authorization", f"Bearer {admin_token}"),) if admin_token else ()
 
     async def clear(self, reason: str) -> str:
         states = await asyncio.to_thread(self.registry.list_all)

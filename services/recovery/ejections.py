@@ -33,6 +33,11 @@ class Ejections:
         with self._lock, self._db:
             return self._db.execute("DELETE FROM ejections WHERE instance_id=?", (instance_id,)).rowcount > 0
 
+    def get(self, instance_id: str) -> Ejection | None:
+        with self._lock:
+            row = self._db.execute("SELECT instance_id, reason, until FROM ejections WHERE instance_id=?", (instance_id,)).fetchone()
+        return Ejection(*row) if row else None
+
     def all(self) -> list[Ejection]:
         with self._lock:
             return [Ejection(*row) for row in self._db.execute("SELECT instance_id, reason, until FROM ejections ORDER BY until")]

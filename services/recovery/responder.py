@@ -1,9 +1,9 @@
 """Alerts in, verified actions out. Monitoring's incidents (WatchAlerts) are classified
-(policies.py), mapped to the configured action, gated against flapping, run with retries and
-backoff, verified, and audited. The one alert action today is rolling a model version back: hold
-it back on every inference replica, then check that none serves it; rollbacks persist and are
-applied again to replicas that come up serving the version. No gRPC here: the inference calls
-are injected (`VersionControl`)."""
+(policies.py), mapped to the configured action, gated against flapping (one gate for every
+action), verified, and audited: roll a model version back (held back on every inference replica;
+rollbacks persist and are applied again to replicas that serve the version again), switch a
+model's routes to their fallback and back, eject an outlier replica and readmit it, clear the
+features cache, add a replica. No gRPC here: the calls to other services are injected."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ class RoutingControl:
 
 
 AddReplica = Callable[[str, str], Awaitable[str]]
+"""(service, reason) -> the verified outcome ("succeeded: ...", "failed: ...", "not run: ...")."""
 ClearCache = Callable[[str], Awaitable[str]]
+"""(reason) -> the outcome on every features instance."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,6 @@ class EjectionControl:
     """(instance id, reason) -> the verified outcome; refuses to eject the last serving replica."""
     readmit: Callable[[str], Awaitable[str]]
     """(instance id) -> the outcome."""
-"""(reason) -> the outcome on every features instance."""
-"""(service, reason) -> the verified outcome ("succeeded: ...", "failed: ...", "not run: ...")."""
 
 
 class AlertResponder:
@@ -81,56 +81,55 @@ class AlertResponder:
         failure = classify(alert, self.latency_limit_ms)
         key = (failure, alert.target)
         action = self.policies.get(failure, "none")
+        trigger = f"alert:{alert.rule}"
         if alert.status != "open":
             self.gate.resolved(key)
-            if action == "switch_model" and self.switches is not None and self.switches.of(alert.target):
-                return self._spawn(self.switch_back(alert.target, f"{alert.rule} resolved", f"alert:{alert.rule}"), f"switch-back-{alert.target}")
-            instance_id = alert.target.removeprefix("instance:")
-            if action == "eject_instance" and self.ejections is not None and any(e.instance_id == instance_id for e in self.ejections.all()):
-                return self._spawn(self.readmit(instance_id, f"{alert.rule} resolved", f"alert:{alert.rule}"), f"readmit-{instance_id}")
+            return self._undo(action, alert.target, f"{alert.rule} resolved", trigger)
+        run = self._action(action, alert.target, f"{alert.rule} ({failure}): {alert.message}", trigger)
+        if run is None:
             return None
-        if action == "none":
-            return None
-        reason = f"{alert.rule} ({failure}): {alert.message}"
-        if action == "switch_model":
-            if self.switches is not None and self.switches.of(alert.target):
-                return None  # switched already
-            allowed, _ = self.gate.may_start(key)
-            if not allowed:
-                return None
-            return self._spawn(self._gated(key, self.switch_model(alert.target, reason, f"alert:{alert.rule}")), f"switch-{alert.target}")
-        if action == "eject_instance":
-            instance_id = alert.target.removeprefix("instance:")
-            if not alert.target.startswith("instance:") or (self.ejections is not None
-                                                            and any(e.instance_id == instance_id for e in self.ejections.all())):
-                return None
-            allowed, _ = self.gate.may_start(key)
-            if not allowed:
-                return None
-            return self._spawn(self._gated(key, self.eject(instance_id, reason, f"alert:{alert.rule}")), f"eject-{instance_id}")
-        if action == "clear_cache":
-            allowed, _ = self.gate.may_start(key)
-            if not allowed:
-                return None
-            return self._spawn(self._gated(key, self.clear_cache(reason, f"alert:{alert.rule}")), f"clear-cache-{alert.target}")
-        if action == "scale_up":
-            allowed, why = self.gate.may_start(key)
-            if not allowed:
-                return None
-            # Alerts name models; every model is served by the inference service.
-            return self._spawn(self._gated(key, self.scale_up("inference", reason, f"alert:{alert.rule}")), f"scale-up-{alert.target}")
-        try:
-            model, version = parse_version_target(alert.target)
-        except ValueError as error:
-            log.warning("alert %s: cannot %s: %s", alert.rule, action, error)
-            return None
-        if self.rollbacks.get(model, version) is not None:
-            return None  # rolled back already (the alert outlives the version's traffic for a window)
         allowed, why = self.gate.may_start(key)
         if not allowed:
             log.debug("alert %s on %s: %s not started: %s", alert.rule, alert.target, action, why)
             return None
-        return self._spawn(self._run_rollback(key, model, version, reason, f"alert:{alert.rule}"), f"rollback-{alert.target}")
+        return self._spawn(self._gated(key, run()), f"{action}-{alert.target}")
+
+    def _action(self, action: str, target: str, reason: str, trigger: str) -> Callable[[], Awaitable[AuditEntry]] | None:
+        """What `action` would do for an open alert on `target`; None when there is nothing to do
+        (no action, a target it cannot act on, or done already: an open alert is re-sent every
+        evaluation round)."""
+        if action == "switch_model":
+            if self.switches is not None and self.switches.of(target):
+                return None
+            return lambda: self.switch_model(target, reason, trigger)
+        if action == "eject_instance":
+            instance_id = target.removeprefix("instance:")
+            if instance_id == target or (self.ejections is not None and self.ejections.get(instance_id) is not None):
+                return None
+            return lambda: self.eject(instance_id, reason, trigger)
+        if action == "clear_cache":
+            return lambda: self.clear_cache(reason, trigger)
+        if action == "scale_up":  # alerts name models; every model is served by the inference service
+            return lambda: self.scale_up("inference", reason, trigger)
+        if action == "rollback_version":
+            try:
+                model, version = parse_version_target(target)
+            except ValueError as error:
+                log.warning("cannot roll back %s: %s", target, error)
+                return None
+            if self.rollbacks.get(model, version) is not None:
+                return None
+            return lambda: self._rollback_with_retries(model, version, reason, trigger)
+        return None
+
+    def _undo(self, action: str, target: str, reason: str, trigger: str) -> asyncio.Task | None:
+        """The alert resolved: switch routes back, readmit an ejected replica."""
+        if action == "switch_model" and self.switches is not None and self.switches.of(target):
+            return self._spawn(self.switch_back(target, reason, trigger), f"switch-back-{target}")
+        instance_id = target.removeprefix("instance:")
+        if action == "eject_instance" and self.ejections is not None and self.ejections.get(instance_id) is not None:
+            return self._spawn(self.readmit(instance_id, reason, trigger), f"readmit-{instance_id}")
+        return None
 
     def _spawn(self, coroutine, name: str) -> asyncio.Task:
         task = asyncio.create_task(coroutine, name=name)
@@ -226,17 +225,14 @@ class AlertResponder:
             outcome = await self.add_replica(service, reason)
         return self._audit("scale_up", service, reason, outcome, time.monotonic() - started, trigger, service=service)
 
-    async def _run_rollback(self, key: tuple[str, str], model: str, version: str, reason: str, trigger: str) -> AuditEntry:
+    async def _rollback_with_retries(self, model: str, version: str, reason: str, trigger: str) -> AuditEntry:
         entry = None
-        try:
-            for attempt in range(self.attempts):
-                if attempt:
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-                entry = await self.rollback(model, version, reason if attempt == 0 else f"{reason} (retry {attempt})", trigger)
-                if entry.outcome.startswith("succeeded"):
-                    break
-        finally:
-            self.gate.done(key, entry is not None and entry.outcome.startswith("succeeded"))
+        for attempt in range(self.attempts):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            entry = await self.rollback(model, version, reason if attempt == 0 else f"{reason} (retry {attempt})", trigger)
+            if entry.outcome.startswith("succeeded"):
+                break
         return entry
 
     async def rollback(self, model: str, version: str, reason: str, trigger: str) -> AuditEntry:

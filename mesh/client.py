@@ -20,6 +20,7 @@ connection (a service with several workers on one port gets load on each of them
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections import deque
@@ -93,6 +94,30 @@ def policy_from(settings) -> ClientPolicy:
         breaker_min_requests=settings.breaker_min_requests, breaker_failure_ratio=settings.breaker_failure_ratio,
         breaker_open_s=settings.breaker_open_s,
     )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A call's response and where it came from: the instance that answered and how long that
+    attempt took (its own latency, not the retries or the hedging delay before it); and the
+    instance the call went to first with how long it made the caller wait — its latency, or,
+    when a hedge to another instance answered first, the time until then (a lower bound).
+    Instances are compared by the first attempts: the balancer chose them before any outcome,
+    whereas the answers of a stalled instance are only the quick ones that beat the hedge."""
+
+    response: Any
+    address: str
+    instance_id: str
+    seconds: float
+    first_instance_id: str = ""
+    first_seconds: float = 0.0
+    first_outrun: bool = False
+    """The first attempt was beaten by a hedge to another instance (its time is a lower bound)."""
+
+    def __post_init__(self) -> None:
+        if not self.first_instance_id:
+            object.__setattr__(self, "first_instance_id", self.instance_id)
+            object.__setattr__(self, "first_seconds", self.seconds)
 
 
 class _AttemptFailed(Exception):
@@ -180,6 +205,13 @@ class ServiceClient:
     async def call(self, method: str, request: Any, timeout: float, *, eligible: Collection[str] | None = None,
                    attempts: int | None = None, hedge: bool | None = None, metadata: tuple[tuple[str, str], ...] = ()) -> Any:
         """`stub.<method>(request)` under the policies above; UpstreamError when it fails."""
+        answer = await self.call_answered(method, request, timeout, eligible=eligible, attempts=attempts, hedge=hedge, metadata=metadata)
+        return answer.response
+
+    async def call_answered(self, method: str, request: Any, timeout: float, *, eligible: Collection[str] | None = None,
+                            attempts: int | None = None, hedge: bool | None = None,
+                            metadata: tuple[tuple[str, str], ...] = ()) -> Answer:
+        """As `call`, with the instance that answered (callers compare instances by it)."""
         deadline = time.monotonic() + timeout
         if not self.breaker.allow():
             REFUSED.labels(self.service).inc()
@@ -230,7 +262,7 @@ class ServiceClient:
         return True
 
     async def _attempt(self, method: str, request: Any, deadline: float, tried: set[str], among: set[str] | None, hedging: bool,
-                       metadata: tuple = ()) -> Any:
+                       metadata: tuple = ()) -> Answer:
         endpoint = self.balancer.pick(exclude=tried, among=among)
         if endpoint is None and tried:
             endpoint = self.balancer.pick(among=among)  # every instance tried: the best one again
@@ -245,8 +277,9 @@ class ServiceClient:
         return await self._hedged(endpoint, method, request, deadline, tried, among, kind, metadata)
 
     async def _hedged(self, endpoint: Endpoint, method: str, request: Any, deadline: float, tried: set[str], among: set[str] | None,
-                      kind: str, metadata: tuple = ()) -> Any:
+                      kind: str, metadata: tuple = ()) -> Answer:
         cancelled: dict[asyncio.Future, str] = {}  # the loser of the race: "outrun" or "superseded"
+        first_started = time.monotonic()
         first = asyncio.ensure_future(self._one(endpoint, method, request, deadline, kind, cancelled, metadata))
         delay = max(self.policy.hedge_min_delay_s, self._p95_s)
         done, _ = await asyncio.wait({first}, timeout=min(delay, max(0.0, deadline - time.monotonic())))
@@ -273,7 +306,11 @@ class ServiceClient:
                 for task in done:
                     if task.exception() is None:
                         HEDGES.labels(self.service, method, "hedge" if task is second else "first").inc()
-                        return task.result()
+                        answer = task.result()
+                        if task is second:
+                            answer = dataclasses.replace(answer, first_instance_id=self._instance_id(endpoint.address),
+                                                         first_seconds=time.monotonic() - first_started, first_outrun=True)
+                        return answer
             return first.result()  # both failed: the first attempt's error
         finally:
             for task in pending:  # the loser is cancelled, never left running
@@ -281,7 +318,7 @@ class ServiceClient:
                 task.cancel()
 
     async def _one(self, endpoint: Endpoint, method: str, request: Any, deadline: float, kind: str = "first",
-                   cancelled: dict | None = None, extra_metadata: tuple = ()) -> Any:
+                   cancelled: dict | None = None, extra_metadata: tuple = ()) -> Answer:
         """One attempt on one instance. An attempt cancelled because the other of a hedged pair
         answered first (`cancelled` says which way it lost) is reported to the balancer as such,
         never as the service's failure (the breaker does not count it)."""
@@ -290,7 +327,8 @@ class ServiceClient:
         if pick is None:
             pick = self._picks[address, kind] = PICKS.labels(self.service, address, kind)
         pick.inc()
-        workers = next((i.workers for i in self._resolved if i.address == address), 1)
+        instance = next((i for i in self._resolved if i.address == address), None)
+        workers = instance.workers if instance is not None else 1
         span, metadata = self.tracing.start_client_span(f"/{self.full_name}/{method}") if self.tracing else (None, ())
         if extra_metadata:
             metadata = (*metadata, *extra_metadata)
@@ -316,7 +354,7 @@ class ServiceClient:
             outcome = "ok"
             if self.tracing:
                 self.tracing.end_client_span(span)
-            return response
+            return Answer(response, address, instance.instance_id if instance is not None else "", time.monotonic() - started)
         finally:
             elapsed = time.monotonic() - started
             self.balancer.finished(endpoint, elapsed, outcome)
@@ -324,6 +362,9 @@ class ServiceClient:
                 self.breaker.record(outcome == "ok")
             if outcome == "ok":
                 self._observe(elapsed)
+
+    def _instance_id(self, address: str) -> str:
+        return next((i.instance_id for i in self._resolved if i.address == address), "")
 
     def _observe(self, seconds: float) -> None:
         """Keep the target's p95 (the hedging delay) up to date every 32 answers."""

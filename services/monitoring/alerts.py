@@ -4,7 +4,8 @@ A rule compares one signal of one target (a model, or "*" for every model seen) 
 threshold: gt, lt, eq / ne (equal within 0.001), or pct_increase (the rise in percent against
 the signal's value `window_s` ago, shared/REFERENCE.md's history window, 300 s by default).
 A firing rule opens an incident for (rule, target), or counts another occurrence of the open
-one (deduplicated: count, first and last seen); when it stops firing the incident is resolved.
+one (deduplicated: count, first and last seen); when it has stopped firing for the rule's
+keep_firing_s the incident is resolved.
 Incidents live in SQLite (the embedded default), so a restart loses none.
 """
 
@@ -36,6 +37,10 @@ class AlertRule:
     target: str = "*"
     window_s: float = 300.0
     message: str = "{rule}: {signal} of {target} is {value:.4g} ({op} {threshold:g})"
+    keep_firing_s: float = 0.0
+    """An incident stays open this long after the rule last fired (Prometheus' keep_firing_for):
+    a value hovering at the threshold, or a target whose traffic an action stopped, does not
+    resolve it at once and undo the action."""
 
 
 @dataclass(frozen=True)
@@ -131,13 +136,13 @@ class IncidentStore:
             else:
                 self._db.execute("UPDATE incidents SET count=count+1, last_seen=?, message=?, value=? WHERE id=?", (now, message, value, row[0]))
                 opened = False
-        return self._latest(rule.name, target), opened
+        return self.latest(rule.name, target), opened
 
     def resolve(self, rule: str, target: str, now: float) -> Incident | None:
         with self._lock, self._db:
             changed = self._db.execute("UPDATE incidents SET status='resolved', resolved_at=? WHERE rule=? AND target=? AND status='open'",
                                        (now, rule, target)).rowcount
-        return self._latest(rule, target) if changed else None
+        return self.latest(rule, target) if changed else None
 
     def open_keys(self) -> set[tuple[str, str]]:
         with self._lock:
@@ -151,7 +156,7 @@ class IncidentStore:
             rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [Incident(*row) for row in rows]
 
-    def _latest(self, rule: str, target: str) -> Incident:
+    def latest(self, rule: str, target: str) -> Incident:
         """The newest incident of (rule, target): the open one when there is one."""
         with self._lock:
             row = self._db.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE rule=? AND target=? ORDER BY id DESC LIMIT 1",
@@ -170,6 +175,7 @@ class Alerting:
         self.evaluator = evaluator
         self.store = store
         self.clock = clock
+        self._keep = {rule.name: rule.keep_firing_s for rule in evaluator.rules}
 
     def evaluate(self, signals: dict[str, dict[str, float]], details: dict[str, dict[str, str]] | None = None) -> list[Incident]:
         """`details`: target -> signal -> what the value stands for (named in the message)."""
@@ -182,6 +188,9 @@ class Alerting:
             still.add((rule.name, target))
             changed.append(incident)
         for rule_name, target in self.store.open_keys() - still:
+            keep = self._keep.get(rule_name, 0.0)
+            if keep and now - self.store.latest(rule_name, target).last_seen < keep:
+                continue
             resolved = self.store.resolve(rule_name, target, now)
             if resolved is not None:
                 changed.append(resolved)

@@ -29,6 +29,8 @@ BURN = Gauge("scoremesh_slo_burn_rate_fast", "Error-budget burn rate of the fast
 
 COST_PER_1000 = Gauge("scoremesh_cost_per_1000_scores", "CPU cost of 1,000 Scores, by model (cpu_price_per_hour).", ["model"],
                       multiprocess_mode="max")
+SIGNAL = Gauge("scoremesh_monitoring_signal", "Every value the alert rules read, by target (a model, model:version, instance:<id> "
+               "or mesh) and signal name, as of the last evaluation round.", ["target", "signal"], multiprocess_mode="max")
 COST_MONTHLY = Gauge("scoremesh_cost_projected_monthly", "The month the current CPU spend projects.", multiprocess_mode="max")
 
 
@@ -58,8 +60,8 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
     windows = TelemetryWindows(settings.bucket_s, settings.retention_s, settings.slo_latency_ms)
     live = LiveSamples(settings.drift_samples)
     baselines = Baselines(settings.model_repository, settings.feature_dir)
-    rules = [AlertRule(r.name, r.signal, r.op, r.threshold, r.severity, r.target, r.window_s, r.message or AlertRule.message)
-             for r in settings.alert_rules]
+    rules = [AlertRule(r.name, r.signal, r.op, r.threshold, r.severity, r.target, r.window_s, r.message or AlertRule.message,
+                       r.keep_firing_s) for r in settings.alert_rules]
     store = IncidentStore(settings.state_dir / "monitoring" / "incidents.sqlite")
     alerting = Alerting(RuleEvaluator(rules), store)
     servicer = MonitoringServicer(windows, objectives, settings.slo_window_scale, live, baselines, alerting)
@@ -96,6 +98,10 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
         OPEN_INCIDENTS.clear()
         for incident in store.list(include_resolved=False):
             OPEN_INCIDENTS.labels(incident.severity).inc()
+        SIGNAL.clear()  # a target gone quiet leaves no stale series behind
+        for target, values in signals.items():
+            for name, value in values.items():
+                SIGNAL.labels(target, name).set(value)
         for model, values in signals.items():
             for objective in objectives:
                 BURN.labels(model, objective.kind).set(values.get(f"slo_burn_fast_{objective.kind}", 0.0))

@@ -28,7 +28,7 @@ def records_from_proto(batch: monitoring_pb2.ReportRequest) -> list[Record]:
     number is refused whole (naming it), never stored."""
     records = []
     for i, r in enumerate(batch.records):
-        for name in ("latency_ms", "timestamp"):
+        for name in ("latency_ms", "timestamp", "inference_ms", "inference_attempt_ms"):
             value = getattr(r, name)
             if not math.isfinite(value) or value < 0:
                 raise InvalidArgument(f"records[{i}].{name}: must be a finite number >= 0 (got {value})")
@@ -44,8 +44,11 @@ def records_from_proto(batch: monitoring_pb2.ReportRequest) -> list[Record]:
         service = r.service or "router"
         if service not in REPORTERS:
             raise InvalidArgument(f"records[{i}].service: must be one of {', '.join(REPORTERS)} (got {quote(service)})")
+        # A router's record is keyed by the replica that answered; an inference record by its reporter.
+        instance = r.inference_instance_id if service == "router" else r.instance_id
         records.append(Record(r.model_name, status, r.latency_ms, r.timestamp, r.model_version, r.candidates, r.inference_ms,
-                              r.route[:100], r.split_arm[:100], service, r.instance_id[:100]))
+                              r.route[:100], r.split_arm[:100], service, instance[:100],
+                              r.inference_attempt_ms if service == "router" else 0.0, service == "router" and r.inference_outrun))
     return records
 
 

@@ -11,7 +11,7 @@ from mesh.config import MeshSettings
 SIGNALS = ("error_rate", "availability", "p50_ms", "p99_ms", "requests_per_second", "p99_anomaly_score", "slo_burn_fast_availability",
            "slo_burn_fast_latency", "drifted_features", "score_drifted", "cost_per_1000_scores", "budget_used",
            "version_error_rate", "version_error_excess", "version_latency_ratio", "version_score_shift",
-           "instance_error_excess", "instance_latency_ratio")
+           "instance_error_excess", "instance_latency_ratio", "instance_outrun_excess")
 
 
 class AlertRuleConfig(BaseModel):
@@ -29,11 +29,15 @@ class AlertRuleConfig(BaseModel):
     """pct_increase: compared with the value this long ago."""
     message: str | None = None
     """Template with {rule}, {signal}, {target}, {value}, {op}, {threshold}."""
+    keep_firing_s: float = Field(default=0.0, ge=0)
+    """The incident stays open this long after the rule last fired (Prometheus' keep_firing_for),
+    so an action undone on resolve (switch back, readmit) is not undone by a value hovering at
+    the threshold or by the quiet the action itself made."""
 
 
 DEFAULT_RULES = [
     AlertRuleConfig(name="slo_fast_burn", signal="slo_burn_fast_availability", op="gt", threshold=14.4, severity="critical"),
-    AlertRuleConfig(name="high_error_rate", signal="error_rate", op="gt", threshold=0.1, severity="critical"),
+    AlertRuleConfig(name="high_error_rate", signal="error_rate", op="gt", threshold=0.1, severity="critical", keep_firing_s=30.0),
     AlertRuleConfig(name="latency_doubled", signal="p99_ms", op="pct_increase", threshold=100.0, severity="high"),
     # p99 above the mean + 5 sigma of the last 100 evaluations (anomaly score |z|/7 > 0.7: high).
     AlertRuleConfig(name="latency_anomaly", signal="p99_anomaly_score", op="gt", threshold=0.7, severity="high"),
@@ -45,8 +49,10 @@ DEFAULT_RULES = [
     AlertRuleConfig(name="version_slow", signal="version_latency_ratio", op="gt", threshold=3.0, severity="critical"),
     AlertRuleConfig(name="version_score_shift", signal="version_score_shift", op="gt", threshold=1.0, severity="high"),
     # An inference replica against its peers (target `instance:<id>`): recovery ejects it.
-    AlertRuleConfig(name="instance_errors", signal="instance_error_excess", op="gt", threshold=0.05, severity="high"),
-    AlertRuleConfig(name="instance_slow", signal="instance_latency_ratio", op="gt", threshold=3.0, severity="high"),
+    AlertRuleConfig(name="instance_errors", signal="instance_error_excess", op="gt", threshold=0.05, severity="high", keep_firing_s=30.0),
+    AlertRuleConfig(name="instance_slow", signal="instance_latency_ratio", op="gt", threshold=3.0, severity="high", keep_firing_s=30.0),
+    # Beaten by hedges to its peers on 30% more of the calls sent to it first than they are: it stalls.
+    AlertRuleConfig(name="instance_stalls", signal="instance_outrun_excess", op="gt", threshold=0.3, severity="high", keep_firing_s=30.0),
     # The month the current spend projects, against monthly_budget (target "mesh"; only with a budget).
     AlertRuleConfig(name="budget_70", signal="budget_used", op="gt", threshold=0.70, severity="medium", target="mesh"),
     AlertRuleConfig(name="budget_80", signal="budget_used", op="gt", threshold=0.80, severity="high", target="mesh"),

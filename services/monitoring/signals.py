@@ -154,26 +154,37 @@ def instance_target(instance_id: str) -> str:
 
 def instance_signals(windows: TelemetryWindows, window_s: float, now: float | None = None,
                      min_requests: int = VERSION_MIN_REQUESTS) -> dict[str, dict[str, float]]:
-    """`instance:<id>` -> {instance_error_excess, instance_latency_ratio}: each inference replica
-    against the median of its peers serving the same model version (during a rollout a replica
-    already on a slower new version is not an outlier; what the replica itself records of
-    its ModelInfer calls: errors, and the median latency — a slow replica gets less traffic from
-    the balancers, but what it gets is slow). Needs two replicas with `min_requests` each."""
+    """`instance:<id>` -> {instance_latency_ratio, instance_error_excess, instance_outrun_excess}:
+    each inference replica against the median of its peers serving the same model version
+    (during a rollout a replica already on a slower new version is not an outlier). Two views,
+    each replica compared within each: what the replica records of its own ModelInfer calls
+    (median latency, errors), and what the routers saw when they called it first (median wait,
+    and the share of calls a hedge to another replica answered first): a stopped or CPU-starved
+    process queues calls before it can time them, and hedging caps how long it makes callers
+    wait, so only the outrun share shows how often it stalls. A slow replica gets less traffic
+    from the balancers, but what it gets is slow. Needs two replicas with `min_requests` each
+    in a view; a replica's worst view counts."""
     now = time.time() if now is None else now
     signals: dict[str, dict[str, float]] = {}
-    for model, version in sorted({key[1:3] for key in windows.buckets if key[0] == "inference"}):
-        views = {}
-        for instance in sorted({key[5] for key in windows.buckets if key[0] == "inference" and key[1:3] == (model, version) and key[5]}):
-            view = windows.view(window_s, model, version, now=now, service="inference", instance_id=instance)
-            if view.requests >= min_requests:
-                views[instance] = view
-        for instance, view in views.items():
-            peers = [v for name, v in views.items() if name != instance]
-            if not peers:
-                continue
-            values = signals.setdefault(instance_target(instance), {})
-            excess = view.error_rate - float(np.median([p.error_rate for p in peers]))
-            ratio = view.p50_ms / max(float(np.median([p.p50_ms for p in peers])), 1e-3)
-            values["instance_error_excess"] = max(values.get("instance_error_excess", excess), excess)
-            values["instance_latency_ratio"] = max(values.get("instance_latency_ratio", ratio), ratio)
+    for service in ("inference", "router"):
+        for model, version in sorted({key[1:3] for key in windows.buckets if key[0] == service and key[5]}):
+            measured: dict[str, dict[str, float]] = {}
+            for instance in sorted({key[5] for key in windows.buckets if key[0] == service and key[1:3] == (model, version) and key[5]}):
+                view = windows.view(window_s, model, version, now=now, service=service, instance_id=instance)
+                if view.requests < min_requests:
+                    continue
+                if service == "inference":
+                    measured[instance] = {"instance_latency_ratio": view.p50_ms, "instance_error_excess": view.error_rate}
+                elif view.inference_p50_ms > 0:
+                    measured[instance] = {"instance_latency_ratio": view.inference_p50_ms, "instance_outrun_excess": view.outrun_share}
+            for instance, values in measured.items():
+                peers = [v for name, v in measured.items() if name != instance]
+                if not peers:
+                    continue
+                out = signals.setdefault(instance_target(instance), {})
+                for signal, value in values.items():
+                    typical = float(np.median([p[signal] for p in peers]))
+                    # Latencies as a ratio to the peers'; rates and shares as the excess over theirs.
+                    compared = value / max(typical, 1e-3) if signal == "instance_latency_ratio" else value - typical
+                    out[signal] = max(out.get(signal, compared), compared)
     return signals

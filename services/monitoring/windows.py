@@ -35,7 +35,13 @@ class Record:
     service: str = "router"
     """router: a Score end to end; inference: one ModelInfer inside a replica."""
     instance_id: str = ""
-    """The reporting instance (inference replicas say which)."""
+    """The reporting instance (inference replicas say which); on a router's record, the
+    inference replica that answered (the router does not compare itself with other routers)."""
+    replica_ms: float = 0.0
+    """On a router's record: the answering replica's own latency as the router saw it; the
+    inference hop's latency when known (retries and hedging delays are not the version's)."""
+    outrun: bool = False
+    """On a router's record: a hedge to another replica answered before this one."""
 
 
 @dataclass
@@ -46,6 +52,8 @@ class Bucket:
     """Requests that failed by the mesh's fault (SERVER_FAULTS)."""
     slow: int = 0
     """Requests slower than the latency objective's threshold."""
+    outrun: int = 0
+    """Router records whose replica a hedge to another replica beat."""
     latencies: DDSketch = field(default_factory=lambda: DDSketch(relative_accuracy=RELATIVE_ACCURACY))
     inference_latencies: DDSketch = field(default_factory=lambda: DDSketch(relative_accuracy=RELATIVE_ACCURACY))
     """The inference hop alone: what a model version changes (canary comparison)."""
@@ -62,6 +70,11 @@ class WindowView:
     window_s: float
     inference_p50_ms: float = 0.0
     inference_p99_ms: float = 0.0
+    outrun: int = 0
+
+    @property
+    def outrun_share(self) -> float:
+        return self.outrun / self.requests if self.requests else 0.0
 
     @property
     def availability(self) -> float:
@@ -77,8 +90,9 @@ class WindowView:
 
 
 class TelemetryWindows:
-    """Buckets per (reporting service, model, version, route, split arm, instance); records older
-    than `retention_s` fall off."""
+    """Buckets per (reporting service, model, version, route, split arm, instance — for the
+    router's records, the inference replica that answered); records older than `retention_s`
+    fall off."""
 
     def __init__(self, bucket_s: float = 10.0, retention_s: float = 3 * 86400.0, slow_threshold_ms: float = 100.0,
                  clock=time.time) -> None:
@@ -106,9 +120,11 @@ class TelemetryWindows:
         bucket.requests += 1
         bucket.errors += record.status in SERVER_FAULTS
         bucket.slow += record.latency_ms > self.slow_threshold_ms
+        bucket.outrun += record.outrun
         bucket.latencies.add(max(record.latency_ms, 1e-3))
-        if record.inference_ms > 0:
-            bucket.inference_latencies.add(record.inference_ms)
+        hop_ms = record.replica_ms or record.inference_ms
+        if hop_ms > 0:
+            bucket.inference_latencies.add(hop_ms)
         self.total += 1
         horizon = self.clock() - self.retention_s
         while series and series[0].start + self.bucket_s < horizon:
@@ -121,7 +137,7 @@ class TelemetryWindows:
         reported them (the router's Scores by default)."""
         now = self.clock() if now is None else now
         since = now - window_s
-        requests = errors = slow = 0
+        requests = errors = slow = outrun = 0
         merged = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
         hop = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
         for (key_service, name, version, key_route, key_arm, key_instance), series in self.buckets.items():
@@ -137,10 +153,11 @@ class TelemetryWindows:
                 requests += bucket.requests
                 errors += bucket.errors
                 slow += bucket.slow
+                outrun += bucket.outrun
                 merged.merge(bucket.latencies)
                 hop.merge(bucket.inference_latencies)
         if not requests:
             return WindowView(0, 0, 0, 0.0, 0.0, 0.0, window_s)
         p50, p95, p99 = (float(merged.get_quantile_value(q)) for q in (0.5, 0.95, 0.99))
         hop_p50, hop_p99 = (float(hop.get_quantile_value(q)) if hop.count else 0.0 for q in (0.5, 0.99))
-        return WindowView(requests, errors, slow, p50, p95, p99, window_s, hop_p50, hop_p99)
+        return WindowView(requests, errors, slow, p50, p95, p99, window_s, hop_p50, hop_p99, outrun)

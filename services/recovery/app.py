@@ -97,6 +97,17 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
     switches = Switches(settings.state_dir / "audit" / "recovery.sqlite")
     ejections = Ejections(settings.state_dir / "audit" / "recovery.sqlite")
 
+    async def resolved_as(service: str, instance_id: str, present: bool) -> bool:
+        """Verified as balancers see it: the instance (not) in the service's resolution, polled
+        up to recovery_timeout_s."""
+        until = time.monotonic() + settings.recovery_timeout_s
+        while time.monotonic() < until:
+            resolved = {i.instance_id for i in await asyncio.to_thread(runtime.registry.resolve, service)}
+            if (instance_id in resolved) == present:
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
     async def eject(instance_id: str, reason: str) -> str:
         states = await asyncio.to_thread(runtime.registry.list_all)
         state = next((s for s in states if s.instance.instance_id == instance_id), None)
@@ -106,11 +117,8 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         if not [s for s in states if s.instance.service == service and s.healthy and s.instance.instance_id != instance_id]:
             return f"not run: {instance_id} is the last serving replica of {service}"
         await asyncio.to_thread(runtime.registry.set_maintenance, state.instance, f"ejected by recovery: {reason}")
-        until = time.monotonic() + settings.recovery_timeout_s
-        while time.monotonic() < until:  # verified: balancers resolving the service no longer get it
-            if all(i.instance_id != instance_id for i in await asyncio.to_thread(runtime.registry.resolve, service)):
-                return f"succeeded: {instance_id} out of {service}'s resolution"
-            await asyncio.sleep(0.2)
+        if await resolved_as(service, instance_id, present=False):
+            return f"succeeded: {instance_id} out of {service}'s resolution"
         return f"failed: {instance_id} still resolved {settings.recovery_timeout_s:.0f}s later"
 
     async def readmit(instance_id: str) -> str:
@@ -118,8 +126,11 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         state = next((s for s in states if s.instance.instance_id == instance_id), None)
         if state is None:
             return f"succeeded: {instance_id} is gone (nothing to readmit)"
+        service = state.instance.service
         await asyncio.to_thread(runtime.registry.set_maintenance, state.instance, None)
-        return f"succeeded: {instance_id} back in {state.instance.service}'s resolution"
+        if await resolved_as(service, instance_id, present=True):
+            return f"succeeded: {instance_id} back in {service}'s resolution"
+        return f"failed: {instance_id} not resolved {settings.recovery_timeout_s:.0f}s after maintenance ended (unhealthy?)"
 
     responder = AlertResponder(
         settings.alert_policies, Gate(settings.action_cooldown_s, settings.give_up_after), audit, rollbacks, replicas.control(),

@@ -75,6 +75,8 @@ class AlertResponder:
         self.attempts, self.backoff_s, self.verify_timeout_s, self.poll_s = attempts, backoff_s, verify_timeout_s, poll_s
         self.latency_limit_ms = latency_limit_ms
         self.running: set[asyncio.Task] = set()
+        self.firing: dict[tuple[str, str], set[str]] = {}
+        """(failure type, target) -> the rules open on it (undo waits for the last to resolve)."""
 
     def on_alert(self, alert: Alert) -> asyncio.Task | None:
         """Decide at once; run the action in the background (the alert stream keeps flowing)."""
@@ -83,8 +85,14 @@ class AlertResponder:
         action = self.policies.get(failure, "none")
         trigger = f"alert:{alert.rule}"
         if alert.status != "open":
+            firing = self.firing.get(key, set())
+            firing.discard(alert.rule)
+            if firing:  # another rule still says the same of this target: nothing to undo yet
+                return None
+            self.firing.pop(key, None)
             self.gate.resolved(key)
             return self._undo(action, alert.target, f"{alert.rule} resolved", trigger)
+        self.firing.setdefault(key, set()).add(alert.rule)
         run = self._action(action, alert.target, f"{alert.rule} ({failure}): {alert.message}", trigger)
         if run is None:
             return None

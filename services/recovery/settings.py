@@ -49,8 +49,9 @@ class RecoverySettings(MeshSettings):
     an orchestrator, replicas are its autoscaler's)."""
 
     eject_s: float = Field(default=120.0, gt=0)
-    """An instance eject_instance took out of resolution is readmitted when its alert resolves,
-    or after this long at the latest."""
+    """An instance eject_instance took out of resolution is readmitted when its alert resolves
+    (its calls aged out of monitoring's alert window, plus the rule's keep_firing_s: 90 s by
+    default), or after this long at the latest (monitoring gone quiet)."""
 
     watch_alerts: bool = True
     """Follow every monitoring instance's WatchAlerts stream and act on alerts by the policies."""

@@ -80,7 +80,8 @@ class InferenceCalls:
             choice.model, features.payload, request_id, choice.version,
             parameters={FEATURE_SCHEMA_PARAMETER: features.schema}, shape=(features.rows, features.cols),
         )
-        response = await self.client.call("ModelInfer", message, timeout, eligible=choice.addresses, attempts=attempts)
+        answer = await self.client.call_answered("ModelInfer", message, timeout, eligible=choice.addresses, attempts=attempts)
+        response = answer.response
         try:
             outputs = decode_response(response)
             members = response.parameters[MEMBER_NAMES_PARAMETER].string_param.split(",")
@@ -90,4 +91,5 @@ class InferenceCalls:
         rows = features.rows
         if score.shape != (rows,) or confidence.shape != (rows,) or member_scores.shape != (rows, len(members)):
             raise UpstreamError("inference", "INTERNAL", f"ModelInfer answered shapes {score.shape}, {member_scores.shape}, {confidence.shape} for {rows} rows")
-        return Inference(response.model_name, response.model_version, members, score, member_scores, confidence)
+        return Inference(response.model_name, response.model_version, members, score, member_scores, confidence,
+                         answer.first_instance_id, answer.first_seconds * 1000, answer.first_outrun)

@@ -84,6 +84,13 @@ class Inference:
     score: np.ndarray
     member_scores: np.ndarray
     confidence: np.ndarray
+    replica: str = ""
+    """The inference instance the call went to first (monitoring compares replicas by it)."""
+    replica_ms: float = 0.0
+    """How long that replica made the router wait (mesh.client.Answer): queueing in a stalled
+    replica included, which its own records never show."""
+    replica_outrun: bool = False
+    """A hedge to another replica answered before that replica did."""
 
 
 @dataclass
@@ -208,7 +215,8 @@ class ScoringPipeline:
             self.admission.in_flight -= 1
         self._count(route_name, arm.name, "OK", config.version)
         self._report(request, result.model_name, result.model_version, "OK", started, run.timings, result.score,
-                     run.features.payload[: run.features.cols * 4] if run.features is not None else b"", route=route_name, arm=arm.name)
+                     run.features.payload[: run.features.cols * 4] if run.features is not None else b"", route=route_name, arm=arm.name,
+                     replica=run.inference)
         if self.mirror is not None and route.mirrors(self.rng):
             self.mirror(route, request, run.features, run.inference)
         return result
@@ -319,7 +327,7 @@ class ScoringPipeline:
         )
 
     def _report(self, request: ScoreRequest, model: str, version: str, status: str, started: float, timings: dict, scores,
-                first_row: bytes = b"", route: str = "", arm: str = "") -> None:
+                first_row: bytes = b"", route: str = "", arm: str = "", replica: Inference | None = None) -> None:
         """Telemetry off the hot path; with the first candidate's input row (raw float32 bytes,
         decoded only when the batch is sent) for drift."""
         self.telemetry.offer(
@@ -331,6 +339,9 @@ class ScoringPipeline:
                 "latency_ms": (time.perf_counter() - started) * 1000,
                 "features_ms": timings.get("features", 0.0),
                 "inference_ms": timings.get("inference", 0.0),
+                "inference_instance_id": replica.replica if replica is not None else "",
+                "inference_attempt_ms": replica.replica_ms if replica is not None else 0.0,
+                "inference_outrun": replica.replica_outrun if replica is not None else False,
                 "candidates": len(request.candidates),
                 "scores": scores,
                 "timestamp": time.time(),

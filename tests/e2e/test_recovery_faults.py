@@ -27,7 +27,7 @@ from inference import grpc_service_pb2_grpc as pb_grpc
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc, recovery_pb2, recovery_pb2_grpc, router_pb2_grpc
 from tests.e2e.mesh_process import ServiceProcess, running, small_state
 from tests.e2e.requests import score_request
-from tests.e2e.test_resilience import closed_loop
+from tests.e2e.test_resilience import Throttle, closed_loop
 
 pytestmark = [pytest.mark.mesh, pytest.mark.usefixtures("frozen_collector")]
 TOKEN = "recovery-test-token"
@@ -236,3 +236,61 @@ def test_monitoring_and_recovery_restarted_keep_incidents_audit_and_rollbacks(me
         time.sleep(0.2)
     reapplied = [a for a in actions(recovery.address) if a.trigger == "reconcile"]
     assert reapplied and reapplied[-1].outcome.startswith("succeeded")
+
+
+def calls_served(address: str) -> int:
+    """ModelInfer calls a replica has answered, over every model and version."""
+    with grpc.insecure_channel(address) as channel:
+        statistics = pb_grpc.GRPCInferenceServiceStub(channel).ModelStatistics(pb.ModelStatisticsRequest(), timeout=5)
+    return sum(s.inference_count for s in statistics.model_stats)
+
+
+def test_a_stalled_replica_is_ejected_from_routing_and_readmitted_once_its_alert_resolves(mesh):
+    router, recovery, monitoring, stalled = mesh["router"], mesh["recovery"], mesh["monitoring"], mesh["inference-2"]
+    ejected = readmitted = None
+    load = Load(router.address, 8, 25.0)
+    load.start()
+    time.sleep(2.0)
+    # Stopped for 95 ms of every 100 (a CPU-starved or paging process): calls wait in its socket
+    # before it can time them, so only the callers see it, and hedges around it hide it from them.
+    throttle = Throttle(stalled.process.pid, 20)
+    started = time.monotonic()
+    throttle.start()
+    try:
+        while ejected is None and time.monotonic() - started < 30:
+            ejected = next((a for a in actions(recovery.address) if a.action == "eject_instance" and a.instance_id == stalled.instance_id), None)
+            time.sleep(0.2)
+    finally:
+        throttle.done.set()
+        throttle.join()
+    ejected_after = time.monotonic() - started
+    assert ejected is not None and ejected.outcome.startswith("succeeded"), (
+        [a.outcome for a in actions(recovery.address)], incidents(monitoring.address), recovery.log()[-3000:])
+    # Found out by the routers: hedged around on most calls sent to it first (or slow on them).
+    found = {i.rule: i for i in incidents(monitoring.address) if i.target == f"instance:{stalled.instance_id}"}
+    assert ejected.trigger.removeprefix("alert:") in found and set(found) <= {"instance_stalls", "instance_slow"}, found
+    outlier = found[ejected.trigger.removeprefix("alert:")]
+    assert outlier.value > {"instance_stalls": 0.3, "instance_slow": 3.0}[outlier.rule]
+    # Out of every balancer's resolution: no more calls reach it (in-flight ones and a resolution
+    # cached for 0.5 s drain first).
+    time.sleep(1.5)
+    before = calls_served(stalled.address)
+    time.sleep(2.0)
+    assert calls_served(stalled.address) == before
+    # Nothing reaches it; its alert resolves once its calls aged out of the window (20 s) and the
+    # rule's keep_firing_s (30 s) passed; it is let back in.
+    while readmitted is None and time.monotonic() - started < 90:
+        readmitted = next((a for a in actions(recovery.address) if a.action == "readmit_instance" and a.instance_id == stalled.instance_id), None)
+        time.sleep(0.5)
+    readmitted_after = time.monotonic() - started
+    assert readmitted is not None and readmitted.outcome.startswith("succeeded"), [a.outcome for a in actions(recovery.address)]
+    assert readmitted.trigger in ("alert:instance_stalls", "alert:instance_slow")  # on the resolved alerts, not the eject_s timer
+    assert [a.action for a in actions(recovery.address) if a.instance_id == stalled.instance_id] == ["eject_instance", "readmit_instance"]
+    load.join()
+    served_again, deadline = calls_served(stalled.address), time.monotonic() + 5
+    while calls_served(stalled.address) == served_again:  # healthy now, it takes its share again (once resolutions refresh)
+        assert time.monotonic() < deadline
+        versions_answering(router.address, 10)
+    print(f"\nstalled replica: ejected {ejected_after:.1f} s after the stall began ({outlier.signal} {outlier.value:.2f}), readmitted "
+          f"{readmitted_after:.0f} s in; {load.codes.count('OK')}/{len(load.codes)} Scores OK under concurrency 8")
+    assert load.codes.count("OK") == len(load.codes), Counter(load.codes)

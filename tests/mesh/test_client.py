@@ -156,3 +156,24 @@ def test_a_stalled_replica_is_hedged_around_and_the_loser_cancelled(tmp_path):
     assert results == [1] * 10  # every call answered by the healthy replica
     assert elapsed < 1.0  # nowhere near the stall or the deadline
     assert cancelled >= 1  # the losing attempts were cancelled, not left running
+
+
+def test_an_answer_names_the_instance_that_gave_it_and_that_attempt_s_own_latency(tmp_path):
+    async def scenario():
+        replicas, servers, client = await fleet(tmp_path, 2, ClientPolicy(strategy="round_robin", hedge=True, hedge_budget_ratio=1.0))
+        replicas[0].delay_s, replicas[1].delay_s = 0.002, 0.02
+        for _ in range(80):  # learn the p95
+            await call(client)
+        replicas[0].delay_s = 5.0  # stalled: the hedge on m-1 answers
+        answers = [await client.call_answered("GetSLO", monitoring_pb2.GetSLORequest(), timeout=3.0) for _ in range(4)]
+        await stop(servers, client)
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert {(a.instance_id, a.response.requests) for a in answers} == {("m-1", 1)}
+    # m-1's own time (its 20 ms), not the hedging delay spent waiting on m-0 before it.
+    assert all(0.02 <= a.seconds < 0.2 for a in answers)
+    # Calls sent to m-0 first say so, with how long it made the caller wait (until the hedge won).
+    outrun = [a for a in answers if a.first_instance_id == "m-0"]
+    assert outrun and all(a.seconds < a.first_seconds < 0.5 for a in outrun)
+    assert all(a.first_seconds == a.seconds for a in answers if a.first_instance_id == "m-1")

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TelemetryRecord(_message.Message):
-    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp", "features", "route", "split_arm", "service", "instance_id")
+    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp", "features", "route", "split_arm", "service", "instance_id", "inference_instance_id", "inference_attempt_ms", "inference_outrun")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,9 @@ class TelemetryRecord(_message.Message):
     SPLIT_ARM_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_ATTEMPT_MS_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_OUTRUN_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model_name: str
     model_version: str
@@ -38,7 +41,10 @@ class TelemetryRecord(_message.Message):
     split_arm: str
     service: str
     instance_id: str
-    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ..., features: _Optional[_Iterable[float]] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ...) -> None: ...
+    inference_instance_id: str
+    inference_attempt_ms: float
+    inference_outrun: bool
+    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ..., features: _Optional[_Iterable[float]] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., inference_instance_id: _Optional[str] = ..., inference_attempt_ms: _Optional[float] = ..., inference_outrun: _Optional[bool] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
     __slots__ = ("records",)

@@ -81,3 +81,19 @@ def test_an_incident_message_names_what_the_value_stands_for(tmp_path):
     alerting = Alerting(RuleEvaluator([drift]), IncidentStore(tmp_path / "monitoring.sqlite"), Clock())
     (incident,) = alerting.evaluate({"ctr": {"drifted_features": 1.0}}, {"ctr": {"drifted_features": "age (PSI 1.20, KS p 1e-30)"}})
     assert incident.message == "feature_drift: drifted_features of ctr is 1 (gt 0): age (PSI 1.20, KS p 1e-30)"
+
+
+def test_an_incident_stays_open_for_keep_firing_s_after_its_rule_last_fired(tmp_path):
+    clock = Clock()
+    slow = AlertRule("slow", "instance_latency_ratio", "gt", 3.0, keep_firing_s=30.0)
+    alerting = Alerting(RuleEvaluator([slow]), IncidentStore(tmp_path / "monitoring.sqlite"), clock)
+    (opened,) = alerting.evaluate({"instance:i-2": {"instance_latency_ratio": 3.4}})
+    clock.now += 10
+    assert alerting.evaluate({"instance:i-2": {"instance_latency_ratio": 2.9}}) == []  # hovering at the threshold
+    clock.now += 10
+    assert alerting.evaluate({}) == []  # its traffic stopped: no value at all
+    clock.now += 9.5
+    assert alerting.evaluate({}) == []  # 29.5 s since it last fired
+    clock.now += 0.5
+    (resolved,) = alerting.evaluate({})
+    assert (resolved.status, resolved.resolved_at, resolved.last_seen, resolved.count) == ("resolved", 1030.0, 1000.0, 1)

@@ -103,3 +103,24 @@ def test_each_inference_replica_is_compared_with_its_peers():
     assert slow["instance_latency_ratio"] == pytest.approx(9.0 / 2.1, rel=0.03)  # against the median of its peers
     assert slow["instance_error_excess"] == pytest.approx(0.2 - (0 + 1 / 30) / 2, abs=1e-9)
     assert signals["instance:inference-1"]["instance_latency_ratio"] < 1.0
+
+
+def test_a_replica_stalled_before_it_can_time_its_calls_is_found_by_what_the_router_saw():
+    windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
+    for instance in ("inference-1", "inference-2"):  # in their own records both are equally quick
+        for _ in range(30):
+            windows.add(Record("ctr", "OK", 1.0, NOW - 1, "1", service="inference", instance_id=instance))
+    for instance, hop_ms, outrun in (("inference-1", 1.5, 1), ("inference-2", 45.0, 20)):  # the router waited on inference-2
+        for i in range(25):  # and hedged around it: outrun on 20 of 25 calls, inference-1 on 1
+            windows.add(Record("ctr", "OK", 10.0 + hop_ms, NOW - 1, "1", inference_ms=hop_ms + 3.0, instance_id=instance,
+                               replica_ms=hop_ms, outrun=i < outrun))
+    windows.add(Record("ctr", "UNAVAILABLE", 3.0, NOW - 1, "1"))  # a failed Score names no replica
+    signals = instance_signals(windows, 10.0, now=NOW)
+    assert signals["instance:inference-2"]["instance_latency_ratio"] == pytest.approx(45.0 / 1.5, rel=0.03)
+    assert signals["instance:inference-2"]["instance_outrun_excess"] == pytest.approx(20 / 25 - 1 / 25)
+    assert signals["instance:inference-1"]["instance_outrun_excess"] == pytest.approx(1 / 25 - 20 / 25)
+    assert signals["instance:inference-2"]["instance_error_excess"] == 0.0  # errors come from the replicas' own records
+    assert signals["instance:inference-1"]["instance_latency_ratio"] == pytest.approx(1.0, rel=0.03)
+    # The router's records still count once per Score in the model's views, whichever replica answered.
+    assert windows.view(10.0, "ctr", now=NOW).requests == 51
+    assert windows.view(10.0, "ctr", now=NOW).inference_p50_ms == pytest.approx(1.5, rel=0.03)

@@ -271,3 +271,29 @@ def test_an_outlier_replica_is_ejected_then_readmitted_when_its_alert_resolves_o
     assert again is None and (readmitted.action, readmitted.outcome) == ("readmit_instance", "succeeded: inference-2 back in inference's resolution")
     assert early == [] and [(e.action, e.trigger) for e in late] == [("readmit_instance", "reconcile")]
     assert calls == [("eject", "inference-2"), ("readmit", "inference-2"), ("eject", "inference-2"), ("readmit", "inference-2")]
+
+
+def test_a_replica_two_rules_found_out_stays_out_until_both_resolve(tmp_path):
+    calls = []
+
+    async def eject(instance_id, reason):
+        calls.append(("eject", instance_id))
+        return "succeeded"
+
+    async def readmit(instance_id):
+        calls.append(("readmit", instance_id))
+        return "succeeded"
+
+    slow = Alert("instance_slow", "instance:inference-2", "instance_latency_ratio", 3.4, "slow")
+    stalls = Alert("instance_stalls", "instance:inference-2", "instance_outrun_excess", 0.7, "stalls")
+
+    async def scenario():
+        r = responder(tmp_path, Replicas(), ejection=EjectionControl(eject, readmit), ejections=Ejections(tmp_path / "audit.sqlite"))
+        await r.on_alert(stalls)
+        assert r.on_alert(slow) is None  # the same failure of the same replica: out already
+        assert r.on_alert(Alert(**{**slow.__dict__, "status": "resolved"})) is None  # instance_stalls still open
+        return await r.on_alert(Alert(**{**stalls.__dict__, "status": "resolved"}))
+
+    readmitted = asyncio.run(scenario())
+    assert (readmitted.action, readmitted.trigger) == ("readmit_instance", "alert:instance_stalls")
+    assert calls == [("eject", "inference-2"), ("readmit", "inference-2")]

@@ -111,6 +111,13 @@ def cmd_routing(args: argparse.Namespace) -> int:
     return show(settings, args.json) if args.routing_command == "show" else apply(settings, Path(args.file), args.dry_run)
 
 
+# ---------------------------------------------------------------- simulate
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from cli.simulate import run
+
+    return run(_settings(args), args.requests, args.candidates, args.concurrency, args.seed, args.shift_after)
+
+
 # ---------------------------------------------------------------- bench
 def cmd_bench(args: argparse.Namespace) -> int:
     from cli import bench
@@ -167,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("file", help="a YAML file with rules, routes, default_route (and pipelines, admission)")
     apply.add_argument("--dry-run", action="store_true", help="validate only")
     apply.set_defaults(func=cmd_routing)
+
+    simulate = with_state(sub.add_parser("simulate", help="drive the mesh with synthetic traffic and send the outcomes its ground truth draws"))
+    simulate.add_argument("--requests", type=int, default=2000)
+    simulate.add_argument("--candidates", type=int, default=5)
+    simulate.add_argument("--concurrency", type=int, default=8)
+    simulate.add_argument("--seed", type=int, default=1, help="seed of the requests and outcomes (request ids are sim-<seed>-<n>)")
+    simulate.add_argument("--shift-after", type=int, default=None, help="the click model drifts after this many requests")
+    simulate.set_defaults(func=cmd_simulate)
 
     train = with_state(sub.add_parser("train", help="train the ensembles and write new versions"))
     train.add_argument("--rows", type=int, default=30_000)

@@ -18,7 +18,9 @@ from services.monitoring.settings import MonitoringSettings
 from services.monitoring.cost import CostTracker
 from services.monitoring.alerts import Alerting, AlertRule, IncidentStore, RuleEvaluator
 from services.monitoring.live import Baselines, LiveSamples
-from services.monitoring.signals import DriftCache, LatencyAnomalies, instance_signals, model_signals, version_signals
+from services.monitoring.feedback import FeedbackJoiner, JoinStore, ModelLabels, ScoredRequests
+from services.monitoring.quality import QualityWindows
+from services.monitoring.signals import DriftCache, LatencyAnomalies, instance_signals, model_signals, quality_signals, version_signals
 from services.monitoring.slo import Objective
 from services.monitoring.windows import TelemetryWindows
 
@@ -64,7 +66,13 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
                        r.keep_firing_s) for r in settings.alert_rules]
     store = IncidentStore(settings.state_dir / "monitoring" / "incidents.sqlite")
     alerting = Alerting(RuleEvaluator(rules), store)
-    servicer = MonitoringServicer(windows, objectives, settings.slo_window_scale, live, baselines, alerting)
+    joins = JoinStore(settings.state_dir / "monitoring" / "feedback.sqlite")
+    joins.prune(time.time() - settings.quality_retention_s)
+    quality = QualityWindows(settings.quality_retention_s)
+    for joined in joins.since(time.time() - settings.quality_retention_s):  # a restart keeps what was learned
+        quality.add(joined)
+    feedback = FeedbackJoiner(ScoredRequests(settings.join_window_s, settings.join_capacity), joins, ModelLabels(settings.model_repository))
+    servicer = MonitoringServicer(windows, objectives, settings.slo_window_scale, live, baselines, alerting, feedback, quality)
     runtime.add_servicer(monitoring_pb2_grpc.add_MonitoringServicer_to_server, servicer, "scoremesh.v1.Monitoring")
 
     anomalies = LatencyAnomalies()
@@ -88,6 +96,8 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
                                 settings.drift_window_s, anomalies=anomalies, drift_cache=drift_cache, details=details)
         signals.update(version_signals(windows, settings.alert_window_s, live=live))
         signals.update(instance_signals(windows, settings.alert_window_s))
+        for model, values in quality_signals(quality, settings.quality_window_s, settings.quality_min_labelled).items():
+            signals.setdefault(model, {}).update(values)
         view = costs.view
         if view is not None:
             for model, value in view.cost_per_1000_scores.items():
@@ -121,6 +131,7 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
 
     async def close_store() -> None:
         store.close()
+        joins.close()
 
     runtime.spawn(evaluate_rules(), "alert-rules")
     runtime.on_stop(close_store)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from domain.errors import InvalidArgument, quote
 from scoremesh.v1 import monitoring_pb2
 from services.monitoring.alerts import Incident
 from services.monitoring.drift import DriftReport, FeatureDrift
+from services.monitoring.feedback import LABELS, Outcome, Scored
 from services.monitoring.live import DriftResult
+from services.monitoring.quality import QualityView
 from services.monitoring.slo import ObjectiveStatus
 from services.monitoring.windows import Record, WindowView
 
@@ -147,3 +151,71 @@ def incidents_request_from_proto(request: monitoring_pb2.ListIncidentsRequest) -
     if request.limit < 0 or request.limit > 1000:
         raise InvalidArgument(f"limit: must be in [0, 1000] (got {request.limit})")
     return request.open_only, request.limit or 100
+
+
+MAX_KEY_LENGTH = 256
+MAX_OUTCOMES = 10_000
+DEFAULT_QUALITY_WINDOW_S = 3600.0
+
+
+def scored_from_proto(batch: monitoring_pb2.ReportRequest) -> list[tuple[str, Scored]]:
+    """(request_id, what was scored) of each successful Score in a batch that names its
+    candidates; member scores that do not fit the candidates and members, or are not finite,
+    are refused whole (naming the record)."""
+    scored = []
+    for i, r in enumerate(batch.records):
+        if r.service not in ("", "router") or r.status not in ("", "OK") or not r.ad_ids:
+            continue
+        n, m = len(r.ad_ids), len(r.member_names)
+        if len(r.scores) != n:
+            raise InvalidArgument(f"records[{i}].scores: one per ad_id ({n}), got {len(r.scores)}")
+        if len(r.member_scores) != n * m:
+            raise InvalidArgument(f"records[{i}].member_scores: len(ad_ids) x len(member_names) = {n * m} values, got {len(r.member_scores)}")
+        members = np.asarray(r.member_scores, dtype=np.float64).reshape(n, m)
+        if not np.isfinite(members).all():
+            raise InvalidArgument(f"records[{i}].member_scores: every value must be a finite number")
+        scored.append((r.request_id, Scored(r.model_name, r.model_version, r.route[:100], r.split_arm[:100], r.timestamp,
+                                            tuple(r.ad_ids), np.asarray(r.scores, dtype=np.float64), tuple(r.member_names), members)))
+    return scored
+
+
+def outcomes_from_proto(request: monitoring_pb2.FeedbackRequest) -> list[Outcome]:
+    if len(request.outcomes) > MAX_OUTCOMES:
+        raise InvalidArgument(f"outcomes: at most {MAX_OUTCOMES} per message (got {len(request.outcomes)})")
+    outcomes = []
+    for i, o in enumerate(request.outcomes):
+        for name in ("request_id", "ad_id"):
+            value = getattr(o, name)
+            if not value or len(value) > MAX_KEY_LENGTH:
+                raise InvalidArgument(f"outcomes[{i}].{name}: 1 to {MAX_KEY_LENGTH} characters (got {quote(value)})")
+        if o.label not in LABELS:
+            raise InvalidArgument(f"outcomes[{i}].label: must be one of {', '.join(LABELS)} (got {quote(o.label)})")
+        if not math.isfinite(o.timestamp) or o.timestamp < 0:
+            raise InvalidArgument(f"outcomes[{i}].timestamp: must be a finite number >= 0 (got {o.timestamp})")
+        outcomes.append(Outcome(o.request_id, o.ad_id, o.label, o.positive, o.timestamp))
+    return outcomes
+
+
+def feedback_to_proto(counts) -> monitoring_pb2.FeedbackResponse:
+    return monitoring_pb2.FeedbackResponse(joined=counts["joined"], late=counts["late"], unknown=counts["unknown"],
+                                           duplicate=counts["duplicate"], other_label=counts["other_label"])
+
+
+def quality_request_from_proto(request: monitoring_pb2.GetQualityRequest) -> tuple[float, str, str, str, str]:
+    """(window in seconds, model, version, route, split arm; "" means every one)."""
+    if not request.model_name:
+        raise InvalidArgument("model_name: required")
+    for name in ("model_name", "model_version", "route", "split_arm"):
+        if len(getattr(request, name)) > MAX_NAME_LENGTH:
+            raise InvalidArgument(f"{name}: at most {MAX_NAME_LENGTH} characters (got {quote(getattr(request, name))})")
+    window = request.window_seconds
+    if not math.isfinite(window) or window < 0:
+        raise InvalidArgument(f"window_seconds: must be a finite number >= 0 (got {window})")
+    return window or DEFAULT_QUALITY_WINDOW_S, request.model_name, request.model_version, request.route, request.split_arm
+
+
+def quality_to_proto(view: QualityView) -> monitoring_pb2.GetQualityResponse:
+    return monitoring_pb2.GetQualityResponse(
+        labelled=view.labelled, positives=view.positives, positive_rate=view.positive_rate, mean_score=view.mean_score,
+        auc=view.auc, log_loss=view.log_loss, calibration_error=view.calibration_error,
+    )

@@ -11,17 +11,23 @@ from domain.errors import FailedPrecondition
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
 from services.monitoring import converters
 from services.monitoring.alerts import Alerting, Incident
+from services.monitoring.feedback import FeedbackJoiner
 from services.monitoring.live import Baselines, LiveSamples, judge
+from services.monitoring.quality import QualityWindows
 from services.monitoring.slo import Objective, evaluate
 from services.monitoring.windows import TelemetryWindows
 
+OUTCOMES = Counter("scoremesh_feedback_outcomes_total", "Feedback outcomes, by how they ended: joined, late, unknown, duplicate, "
+                   "other_label.", ["result"])
 RECORDS = Counter("scoremesh_monitoring_records_total", "Telemetry records accepted, by reporting service.", ["service", "model", "status"])
 
 
 class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
     def __init__(self, windows: TelemetryWindows, objectives: list[Objective], window_scale: float = 1.0,
-                 live: LiveSamples | None = None, baselines: Baselines | None = None, alerting: Alerting | None = None) -> None:
+                 live: LiveSamples | None = None, baselines: Baselines | None = None, alerting: Alerting | None = None,
+                 feedback: FeedbackJoiner | None = None, quality: QualityWindows | None = None) -> None:
         self.windows = windows
+        self.feedback, self.quality = feedback, quality
         self.alerting = alerting
         # Scores and candidates per model since the cost tracker last read them (services.monitoring.cost).
         self.scores: dict[str, int] = {}
@@ -36,6 +42,7 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
         accepted = 0
         async for batch in request_iterator:
             samples = converters.live_samples_from_proto(batch) if self.live is not None else ()
+            scored = converters.scored_from_proto(batch) if self.feedback is not None else ()
             for record in converters.records_from_proto(batch):
                 self.windows.add(record)
                 if record.status == "OK" and record.model_name and record.service == "router":  # Scores, counted once
@@ -45,7 +52,31 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
                 accepted += 1
             for sample in samples:
                 self.live.add(*sample)
+            for request_id, score in scored:
+                self.feedback.scored.add(request_id, score)
         return monitoring_pb2.ReportResponse(accepted=accepted)
+
+    async def Feedback(self, request_iterator, context):
+        if self.feedback is None or self.quality is None:
+            raise FailedPrecondition("feedback is not joined by this instance")
+        total: dict[str, int] = dict.fromkeys(("joined", "late", "unknown", "duplicate", "other_label"), 0)
+        async for batch in request_iterator:
+            outcomes = converters.outcomes_from_proto(batch)
+            candidates, counts = self.feedback.match(outcomes)
+            added = await asyncio.to_thread(self.feedback.store.add, candidates) if candidates else []  # SQLite: off the event loop
+            joined, counts = self.feedback.settle(candidates, added, counts)
+            for j in joined:
+                self.quality.add(j)
+            for result, count in counts.items():
+                total[result] += count
+                OUTCOMES.labels(result).inc(count)
+        return converters.feedback_to_proto(total)
+
+    async def GetQuality(self, request, context):
+        if self.quality is None:
+            raise FailedPrecondition("feedback is not joined by this instance")
+        window_s, model, version, route, arm = converters.quality_request_from_proto(request)
+        return converters.quality_to_proto(await asyncio.to_thread(self.quality.view, window_s, model, version, route, arm))
 
     async def GetSLO(self, request, context):
         window_s, model_name, version, route, arm, service = converters.slo_request_from_proto(request)

@@ -11,7 +11,8 @@ from mesh.config import MeshSettings
 SIGNALS = ("error_rate", "availability", "p50_ms", "p99_ms", "requests_per_second", "p99_anomaly_score", "slo_burn_fast_availability",
            "slo_burn_fast_latency", "drifted_features", "score_drifted", "cost_per_1000_scores", "budget_used",
            "version_error_rate", "version_error_excess", "version_latency_ratio", "version_score_shift",
-           "instance_error_excess", "instance_latency_ratio", "instance_outrun_excess")
+           "instance_error_excess", "instance_latency_ratio", "instance_outrun_excess",
+           "auc", "log_loss", "calibration_error", "positive_rate")
 
 
 class AlertRuleConfig(BaseModel):
@@ -101,6 +102,21 @@ class MonitoringSettings(MeshSettings):
     drift_interval_s: float = Field(default=60.0, gt=0)
     """How often the drift rules' signals are recomputed (KS and PSI over every feature cost
     tens of CPU-ms; between, the last result stands)."""
+
+    join_window_s: float = Field(default=600.0, gt=0)
+    """How long after a Score its outcomes are joined to it; later ones are counted late."""
+
+    join_capacity: int = Field(default=200_000, gt=0)
+    """The most Scores kept for joining (memory is bounded by this and join_window_s)."""
+
+    quality_window_s: float = Field(default=3600.0, gt=0)
+    """The window of joined outcomes the quality signals (auc, log_loss, calibration_error) read."""
+
+    quality_min_labelled: int = Field(default=200, gt=0)
+    """Joined outcomes a model needs in quality_window_s before its quality signals exist."""
+
+    quality_retention_s: float = Field(default=7 * 86_400.0, gt=0)
+    """Joins are kept this long (in SQLite, and in memory for the quality views)."""
 
     cpu_price_per_hour: float = Field(default=0.04, ge=0)
     """Price of one CPU-hour: what cost per 1,000 Scores is computed with."""

@@ -11,6 +11,7 @@ from domain.errors import NotFound
 from services.monitoring.anomaly import ZScoreDetector
 from services.monitoring.drift import BINS, psi, psi_threshold
 from services.monitoring.live import Baselines, LiveSamples, judge
+from services.monitoring.quality import QualityWindows
 from services.monitoring.slo import Objective, evaluate
 from services.monitoring.windows import TelemetryWindows
 
@@ -187,4 +188,19 @@ def instance_signals(windows: TelemetryWindows, window_s: float, now: float | No
                     # Latencies as a ratio to the peers'; rates and shares as the excess over theirs.
                     compared = value / max(typical, 1e-3) if signal == "instance_latency_ratio" else value - typical
                     out[signal] = max(out.get(signal, compared), compared)
+    return signals
+
+
+def quality_signals(quality: QualityWindows, window_s: float, min_labelled: int, now: float | None = None) -> dict[str, dict[str, float]]:
+    """model -> {auc, log_loss, calibration_error, positive_rate} of its joined outcomes over
+    `window_s`, for models with at least `min_labelled` of them (an AUC of a few outcomes is
+    noise). A rule such as "log loss up 10% over an hour" is pct_increase on log_loss."""
+    signals: dict[str, dict[str, float]] = {}
+    for model in sorted(quality.models()):
+        view = quality.view(window_s, model, now=now)
+        if view.labelled >= min_labelled:
+            values = {"log_loss": view.log_loss, "calibration_error": view.calibration_error, "positive_rate": view.positive_rate}
+            if np.isfinite(view.auc):
+                values["auc"] = view.auc
+            signals[model] = values
     return signals

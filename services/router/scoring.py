@@ -216,7 +216,7 @@ class ScoringPipeline:
         self._count(route_name, arm.name, "OK", config.version)
         self._report(request, result.model_name, result.model_version, "OK", started, run.timings, result.score,
                      run.features.payload[: run.features.cols * 4] if run.features is not None else b"", route=route_name, arm=arm.name,
-                     replica=run.inference)
+                     replica=run.inference, result=result)
         if self.mirror is not None and route.mirrors(self.rng):
             self.mirror(route, request, run.features, run.inference)
         return result
@@ -327,7 +327,8 @@ class ScoringPipeline:
         )
 
     def _report(self, request: ScoreRequest, model: str, version: str, status: str, started: float, timings: dict, scores,
-                first_row: bytes = b"", route: str = "", arm: str = "", replica: Inference | None = None) -> None:
+                first_row: bytes = b"", route: str = "", arm: str = "", replica: Inference | None = None,
+                result: ScoreResult | None = None) -> None:
         """Telemetry off the hot path; with the first candidate's input row (raw float32 bytes,
         decoded only when the batch is sent) for drift."""
         self.telemetry.offer(
@@ -342,6 +343,10 @@ class ScoringPipeline:
                 "inference_instance_id": replica.replica if replica is not None else "",
                 "inference_attempt_ms": replica.replica_ms if replica is not None else 0.0,
                 "inference_outrun": replica.replica_outrun if replica is not None else False,
+                # What feedback is joined to (converted off the hot path, with the rest).
+                "ad_ids": result.ad_ids if result is not None else [],
+                "member_names": result.member_names if result is not None else [],
+                "member_scores": result.member_scores if result is not None else [],
                 "candidates": len(request.candidates),
                 "scores": scores,
                 "timestamp": time.time(),

@@ -269,6 +269,7 @@ def valid_requests() -> list[tuple[str, str, bytes]]:
                                                                                        route="search", split_arm="main")),
         ("monitoring", "/scoremesh.v1.Monitoring/GetDrift", monitoring_pb2.GetDriftRequest(model_name="ctr_ensemble", window_seconds=60)),
         ("monitoring", "/scoremesh.v1.Monitoring/ListIncidents", monitoring_pb2.ListIncidentsRequest(open_only=True, limit=5)),
+        ("monitoring", "/scoremesh.v1.Monitoring/GetQuality", monitoring_pb2.GetQualityRequest(model_name="ctr_ensemble", split_arm="main")),
         ("recovery", "/scoremesh.v1.Recovery/GetStatus", recovery_pb2.GetStatusRequest()),
         ("recovery", "/scoremesh.v1.Recovery/ListActions", recovery_pb2.ListActionsRequest(limit=5)),
         ("recovery", "/scoremesh.v1.Recovery/Trigger", recovery_pb2.TriggerRequest(action="restart_service", instance_id="ghost-instance")),
@@ -315,11 +316,21 @@ def test_mutated_bytes_to_every_rpc_get_ok_or_a_client_error(mesh, channels):
             assert code == grpc.StatusCode.OK or code in CLIENT_ERRORS, (method, code, details[:300])
             assert len(details) <= MAX_DETAILS
             outcomes[code.name] = outcomes.get(code.name, 0) + 1
-    # Streams too: a Report whose batches do not parse is refused, and nothing is stored.
+    # Streams too: a Report or Feedback whose batches do not parse is refused, and nothing is stored.
     stream = channels["monitoring"].stream_unary("/scoremesh.v1.Monitoring/Report", request_serializer=None, response_deserializer=None)
     for _ in range(20):
         try:
             stream(iter([mutate(b"\x0a\x05\x12\x03abc", rng) for _ in range(3)]), timeout=10)
+            code = grpc.StatusCode.OK
+        except grpc.RpcError as error:
+            code = error.code()
+        assert code == grpc.StatusCode.OK or code in CLIENT_ERRORS, code
+    feedback = channels["monitoring"].stream_unary("/scoremesh.v1.Monitoring/Feedback", request_serializer=None, response_deserializer=None)
+    valid_outcomes = monitoring_pb2.FeedbackRequest(outcomes=[monitoring_pb2.Outcome(request_id="r-1", ad_id="ad7", label="click",
+                                                                                     positive=True, timestamp=1.0)]).SerializeToString()
+    for _ in range(20):
+        try:
+            feedback(iter([mutate(valid_outcomes, rng) for _ in range(3)]), timeout=10)
             code = grpc.StatusCode.OK
         except grpc.RpcError as error:
             code = error.code()

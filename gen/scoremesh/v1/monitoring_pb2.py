@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dscoremesh/v1/monitoring.proto\x12\x0cscoremesh.v1\"\x87\x03\n\x0fTelemetryRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x13\n\x0b\x66\x65\x61tures_ms\x18\x06 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x07 \x01(\x01\x12\x12\n\ncandidates\x18\x08 \x01(\x05\x12\x0e\n\x06scores\x18\t \x03(\x01\x12\x11\n\ttimestamp\x18\n \x01(\x01\x12\x10\n\x08\x66\x65\x61tures\x18\x0b \x03(\x02\x12\r\n\x05route\x18\x0c \x01(\t\x12\x11\n\tsplit_arm\x18\r \x01(\t\x12\x0f\n\x07service\x18\x0e \x01(\t\x12\x13\n\x0binstance_id\x18\x0f \x01(\t\x12\x1d\n\x15inference_instance_id\x18\x10 \x01(\t\x12\x1c\n\x14inference_attempt_ms\x18\x11 \x01(\x01\x12\x18\n\x10inference_outrun\x18\x12 \x01(\x08\"?\n\rReportRequest\x12.\n\x07records\x18\x01 \x03(\x0b\x32\x1d.scoremesh.v1.TelemetryRecord\"\"\n\x0eReportResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\"\x85\x01\n\rGetSLORequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\x11\n\tsplit_arm\x18\x05 \x01(\t\x12\x0f\n\x07service\x18\x06 \x01(\t\"\xe3\x01\n\x0eGetSLOResponse\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12\x14\n\x0c\x61vailability\x18\x02 \x01(\x01\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x1b\n\x13requests_per_second\x18\x07 \x01(\x01\x12\x15\n\rtotal_records\x18\x08 \x01(\x03\x12\x31\n\nobjectives\x18\t \x03(\x0b\x32\x1d.scoremesh.v1.ObjectiveStatus\"\xa8\x01\n\x0fObjectiveStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\x01\x12\x14\n\x0cthreshold_ms\x18\x04 \x01(\x01\x12\x18\n\x10\x62udget_remaining\x18\x05 \x01(\x01\x12)\n\x07windows\x18\x06 \x03(\x0b\x32\x18.scoremesh.v1.BurnWindow\x12\x0e\n\x06\x66iring\x18\x07 \x01(\x08\"\x8a\x01\n\nBurnWindow\x12\x0e\n\x06\x66\x61\x63tor\x18\x01 \x01(\x01\x12\x14\n\x0clong_seconds\x18\x02 \x01(\x01\x12\x15\n\rshort_seconds\x18\x03 \x01(\x01\x12\x16\n\x0elong_burn_rate\x18\x04 \x01(\x01\x12\x17\n\x0fshort_burn_rate\x18\x05 \x01(\x01\x12\x0e\n\x06\x66iring\x18\x06 \x01(\x08\"T\n\x0fGetDriftRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x16\n\x0ewindow_seconds\x18\x03 \x01(\x01\"{\n\x0c\x46\x65\x61tureDrift\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03psi\x18\x02 \x01(\x01\x12\x15\n\rpsi_threshold\x18\x03 \x01(\x01\x12\x14\n\x0cks_statistic\x18\x04 \x01(\x01\x12\x12\n\nks_p_value\x18\x05 \x01(\x01\x12\x0f\n\x07\x64rifted\x18\x06 \x01(\x08\"\xc9\x01\n\x10GetDriftResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0f\n\x07samples\x18\x03 \x01(\x03\x12\x0e\n\x06judged\x18\x04 \x01(\x08\x12,\n\x08\x66\x65\x61tures\x18\x05 \x03(\x0b\x32\x1a.scoremesh.v1.FeatureDrift\x12*\n\x06scores\x18\x06 \x01(\x0b\x32\x1a.scoremesh.v1.FeatureDrift\x12\x0f\n\x07\x64rifted\x18\x07 \x03(\t\"\xc5\x01\n\x08Incident\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x10\n\x08severity\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\x03\x12\x12\n\nfirst_seen\x18\x06 \x01(\x01\x12\x11\n\tlast_seen\x18\x07 \x01(\x01\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x13\n\x0bresolved_at\x18\t \x01(\x01\x12\x0e\n\x06signal\x18\n \x01(\t\x12\r\n\x05value\x18\x0b \x01(\x01\"\x14\n\x12WatchAlertsRequest\"?\n\x13WatchAlertsResponse\x12(\n\x08incident\x18\x01 \x01(\x0b\x32\x16.scoremesh.v1.Incident\"8\n\x14ListIncidentsRequest\x12\x11\n\topen_only\x18\x01 \x01(\x08\x12\r\n\x05limit\x18\x02 \x01(\x05\"B\n\x15ListIncidentsResponse\x12)\n\tincidents\x18\x01 \x03(\x0b\x32\x16.scoremesh.v1.Incident2\x9d\x03\n\nMonitoring\x12G\n\x06Report\x12\x1b.scoremesh.v1.ReportRequest\x1a\x1c.scoremesh.v1.ReportResponse\"\x00(\x01\x12\x45\n\x06GetSLO\x12\x1b.scoremesh.v1.GetSLORequest\x1a\x1c.scoremesh.v1.GetSLOResponse\"\x00\x12K\n\x08GetDrift\x12\x1d.scoremesh.v1.GetDriftRequest\x1a\x1e.scoremesh.v1.GetDriftResponse\"\x00\x12V\n\x0bWatchAlerts\x12 .scoremesh.v1.WatchAlertsRequest\x1a!.scoremesh.v1.WatchAlertsResponse\"\x00\x30\x01\x12Z\n\rListIncidents\x12\".scoremesh.v1.ListIncidentsRequest\x1a#.scoremesh.v1.ListIncidentsResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dscoremesh/v1/monitoring.proto\x12\x0cscoremesh.v1\"\xc4\x03\n\x0fTelemetryRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x13\n\x0b\x66\x65\x61tures_ms\x18\x06 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x07 \x01(\x01\x12\x12\n\ncandidates\x18\x08 \x01(\x05\x12\x0e\n\x06scores\x18\t \x03(\x01\x12\x11\n\ttimestamp\x18\n \x01(\x01\x12\x10\n\x08\x66\x65\x61tures\x18\x0b \x03(\x02\x12\r\n\x05route\x18\x0c \x01(\t\x12\x11\n\tsplit_arm\x18\r \x01(\t\x12\x0f\n\x07service\x18\x0e \x01(\t\x12\x13\n\x0binstance_id\x18\x0f \x01(\t\x12\x1d\n\x15inference_instance_id\x18\x10 \x01(\t\x12\x1c\n\x14inference_attempt_ms\x18\x11 \x01(\x01\x12\x18\n\x10inference_outrun\x18\x12 \x01(\x08\x12\x0e\n\x06\x61\x64_ids\x18\x13 \x03(\t\x12\x14\n\x0cmember_names\x18\x14 \x03(\t\x12\x15\n\rmember_scores\x18\x15 \x03(\x01\"?\n\rReportRequest\x12.\n\x07records\x18\x01 \x03(\x0b\x32\x1d.scoremesh.v1.TelemetryRecord\"\"\n\x0eReportResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\"\x85\x01\n\rGetSLORequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\x11\n\tsplit_arm\x18\x05 \x01(\t\x12\x0f\n\x07service\x18\x06 \x01(\t\"\xe3\x01\n\x0eGetSLOResponse\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12\x14\n\x0c\x61vailability\x18\x02 \x01(\x01\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x1b\n\x13requests_per_second\x18\x07 \x01(\x01\x12\x15\n\rtotal_records\x18\x08 \x01(\x03\x12\x31\n\nobjectives\x18\t \x03(\x0b\x32\x1d.scoremesh.v1.ObjectiveStatus\"\xa8\x01\n\x0fObjectiveStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\x01\x12\x14\n\x0cthreshold_ms\x18\x04 \x01(\x01\x12\x18\n\x10\x62udget_remaining\x18\x05 \x01(\x01\x12)\n\x07windows\x18\x06 \x03(\x0b\x32\x18.scoremesh.v1.BurnWindow\x12\x0e\n\x06\x66iring\x18\x07 \x01(\x08\"\x8a\x01\n\nBurnWindow\x12\x0e\n\x06\x66\x61\x63tor\x18\x01 \x01(\x01\x12\x14\n\x0clong_seconds\x18\x02 \x01(\x01\x12\x15\n\rshort_seconds\x18\x03 \x01(\x01\x12\x16\n\x0elong_burn_rate\x18\x04 \x01(\x01\x12\x17\n\x0fshort_burn_rate\x18\x05 \x01(\x01\x12\x0e\n\x06\x66iring\x18\x06 \x01(\x08\"T\n\x0fGetDriftRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x16\n\x0ewindow_seconds\x18\x03 \x01(\x01\"{\n\x0c\x46\x65\x61tureDrift\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03psi\x18\x02 \x01(\x01\x12\x15\n\rpsi_threshold\x18\x03 \x01(\x01\x12\x14\n\x0cks_statistic\x18\x04 \x01(\x01\x12\x12\n\nks_p_value\x18\x05 \x01(\x01\x12\x0f\n\x07\x64rifted\x18\x06 \x01(\x08\"\xc9\x01\n\x10GetDriftResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0f\n\x07samples\x18\x03 \x01(\x03\x12\x0e\n\x06judged\x18\x04 \x01(\x08\x12,\n\x08\x66\x65\x61tures\x18\x05 \x03(\x0b\x32\x1a.scoremesh.v1.FeatureDrift\x12*\n\x06scores\x18\x06 \x01(\x0b\x32\x1a.scoremesh.v1.FeatureDrift\x12\x0f\n\x07\x64rifted\x18\x07 \x03(\t\"\xc5\x01\n\x08Incident\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x10\n\x08severity\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\x03\x12\x12\n\nfirst_seen\x18\x06 \x01(\x01\x12\x11\n\tlast_seen\x18\x07 \x01(\x01\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x13\n\x0bresolved_at\x18\t \x01(\x01\x12\x0e\n\x06signal\x18\n \x01(\t\x12\r\n\x05value\x18\x0b \x01(\x01\"\x14\n\x12WatchAlertsRequest\"?\n\x13WatchAlertsResponse\x12(\n\x08incident\x18\x01 \x01(\x0b\x32\x16.scoremesh.v1.Incident\"8\n\x14ListIncidentsRequest\x12\x11\n\topen_only\x18\x01 \x01(\x08\x12\r\n\x05limit\x18\x02 \x01(\x05\"B\n\x15ListIncidentsResponse\x12)\n\tincidents\x18\x01 \x03(\x0b\x32\x16.scoremesh.v1.Incident\"`\n\x07Outcome\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x64_id\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12\x10\n\x08positive\x18\x04 \x01(\x08\x12\x11\n\ttimestamp\x18\x05 \x01(\x01\":\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\'\n\x08outcomes\x18\x01 \x03(\x0b\x32\x15.scoremesh.v1.Outcome\"i\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\x12\x0e\n\x06joined\x18\x01 \x01(\x03\x12\x0c\n\x04late\x18\x02 \x01(\x03\x12\x0f\n\x07unknown\x18\x03 \x01(\x03\x12\x11\n\tduplicate\x18\x04 \x01(\x03\x12\x13\n\x0bother_label\x18\x05 \x01(\x03\"x\n\x11GetQualityRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\r\n\x05route\x18\x03 \x01(\t\x12\x11\n\tsplit_arm\x18\x04 \x01(\t\x12\x16\n\x0ewindow_seconds\x18\x05 \x01(\x01\"\x9e\x01\n\x12GetQualityResponse\x12\x10\n\x08labelled\x18\x01 \x01(\x03\x12\x11\n\tpositives\x18\x02 \x01(\x03\x12\x15\n\rpositive_rate\x18\x03 \x01(\x01\x12\x12\n\nmean_score\x18\x04 \x01(\x01\x12\x0b\n\x03\x61uc\x18\x05 \x01(\x01\x12\x10\n\x08log_loss\x18\x06 \x01(\x01\x12\x19\n\x11\x63\x61libration_error\x18\x07 \x01(\x01\x32\xbf\x04\n\nMonitoring\x12G\n\x06Report\x12\x1b.scoremesh.v1.ReportRequest\x1a\x1c.scoremesh.v1.ReportResponse\"\x00(\x01\x12\x45\n\x06GetSLO\x12\x1b.scoremesh.v1.GetSLORequest\x1a\x1c.scoremesh.v1.GetSLOResponse\"\x00\x12K\n\x08GetDrift\x12\x1d.scoremesh.v1.GetDriftRequest\x1a\x1e.scoremesh.v1.GetDriftResponse\"\x00\x12V\n\x0bWatchAlerts\x12 .scoremesh.v1.WatchAlertsRequest\x1a!.scoremesh.v1.WatchAlertsResponse\"\x00\x30\x01\x12Z\n\rListIncidents\x12\".scoremesh.v1.ListIncidentsRequest\x1a#.scoremesh.v1.ListIncidentsResponse\"\x00\x12M\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x1d.scoremesh.v1.FeedbackRequest\x1a\x1e.scoremesh.v1.FeedbackResponse\"\x00(\x01\x12Q\n\nGetQuality\x12\x1f.scoremesh.v1.GetQualityRequest\x1a .scoremesh.v1.GetQualityResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,35 +32,45 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'scoremesh.v1.monitoring_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TELEMETRYRECORD']._serialized_start=48
-  _globals['_TELEMETRYRECORD']._serialized_end=439
-  _globals['_REPORTREQUEST']._serialized_start=441
-  _globals['_REPORTREQUEST']._serialized_end=504
-  _globals['_REPORTRESPONSE']._serialized_start=506
-  _globals['_REPORTRESPONSE']._serialized_end=540
-  _globals['_GETSLOREQUEST']._serialized_start=543
-  _globals['_GETSLOREQUEST']._serialized_end=676
-  _globals['_GETSLORESPONSE']._serialized_start=679
-  _globals['_GETSLORESPONSE']._serialized_end=906
-  _globals['_OBJECTIVESTATUS']._serialized_start=909
-  _globals['_OBJECTIVESTATUS']._serialized_end=1077
-  _globals['_BURNWINDOW']._serialized_start=1080
-  _globals['_BURNWINDOW']._serialized_end=1218
-  _globals['_GETDRIFTREQUEST']._serialized_start=1220
-  _globals['_GETDRIFTREQUEST']._serialized_end=1304
-  _globals['_FEATUREDRIFT']._serialized_start=1306
-  _globals['_FEATUREDRIFT']._serialized_end=1429
-  _globals['_GETDRIFTRESPONSE']._serialized_start=1432
-  _globals['_GETDRIFTRESPONSE']._serialized_end=1633
-  _globals['_INCIDENT']._serialized_start=1636
-  _globals['_INCIDENT']._serialized_end=1833
-  _globals['_WATCHALERTSREQUEST']._serialized_start=1835
-  _globals['_WATCHALERTSREQUEST']._serialized_end=1855
-  _globals['_WATCHALERTSRESPONSE']._serialized_start=1857
-  _globals['_WATCHALERTSRESPONSE']._serialized_end=1920
-  _globals['_LISTINCIDENTSREQUEST']._serialized_start=1922
-  _globals['_LISTINCIDENTSREQUEST']._serialized_end=1978
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=1980
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=2046
-  _globals['_MONITORING']._serialized_start=2049
-  _globals['_MONITORING']._serialized_end=2462
+  _globals['_TELEMETRYRECORD']._serialized_end=500
+  _globals['_REPORTREQUEST']._serialized_start=502
+  _globals['_REPORTREQUEST']._serialized_end=565
+  _globals['_REPORTRESPONSE']._serialized_start=567
+  _globals['_REPORTRESPONSE']._serialized_end=601
+  _globals['_GETSLOREQUEST']._serialized_start=604
+  _globals['_GETSLOREQUEST']._serialized_end=737
+  _globals['_GETSLORESPONSE']._serialized_start=740
+  _globals['_GETSLORESPONSE']._serialized_end=967
+  _globals['_OBJECTIVESTATUS']._serialized_start=970
+  _globals['_OBJECTIVESTATUS']._serialized_end=1138
+  _globals['_BURNWINDOW']._serialized_start=1141
+  _globals['_BURNWINDOW']._serialized_end=1279
+  _globals['_GETDRIFTREQUEST']._serialized_start=1281
+  _globals['_GETDRIFTREQUEST']._serialized_end=1365
+  _globals['_FEATUREDRIFT']._serialized_start=1367
+  _globals['_FEATUREDRIFT']._serialized_end=1490
+  _globals['_GETDRIFTRESPONSE']._serialized_start=1493
+  _globals['_GETDRIFTRESPONSE']._serialized_end=1694
+  _globals['_INCIDENT']._serialized_start=1697
+  _globals['_INCIDENT']._serialized_end=1894
+  _globals['_WATCHALERTSREQUEST']._serialized_start=1896
+  _globals['_WATCHALERTSREQUEST']._serialized_end=1916
+  _globals['_WATCHALERTSRESPONSE']._serialized_start=1918
+  _globals['_WATCHALERTSRESPONSE']._serialized_end=1981
+  _globals['_LISTINCIDENTSREQUEST']._serialized_start=1983
+  _globals['_LISTINCIDENTSREQUEST']._serialized_end=2039
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=2041
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=2107
+  _globals['_OUTCOME']._serialized_start=2109
+  _globals['_OUTCOME']._serialized_end=2205
+  _globals['_FEEDBACKREQUEST']._serialized_start=2207
+  _globals['_FEEDBACKREQUEST']._serialized_end=2265
+  _globals['_FEEDBACKRESPONSE']._serialized_start=2267
+  _globals['_FEEDBACKRESPONSE']._serialized_end=2372
+  _globals['_GETQUALITYREQUEST']._serialized_start=2374
+  _globals['_GETQUALITYREQUEST']._serialized_end=2494
+  _globals['_GETQUALITYRESPONSE']._serialized_start=2497
+  _globals['_GETQUALITYRESPONSE']._serialized_end=2655
+  _globals['_MONITORING']._serialized_start=2658
+  _globals['_MONITORING']._serialized_end=3233
 # @@protoc_insertion_point(module_scope)

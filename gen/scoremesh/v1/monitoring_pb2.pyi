@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TelemetryRecord(_message.Message):
-    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp", "features", "route", "split_arm", "service", "instance_id", "inference_instance_id", "inference_attempt_ms", "inference_outrun")
+    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp", "features", "route", "split_arm", "service", "instance_id", "inference_instance_id", "inference_attempt_ms", "inference_outrun", "ad_ids", "member_names", "member_scores")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,9 @@ class TelemetryRecord(_message.Message):
     INFERENCE_INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_ATTEMPT_MS_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_OUTRUN_FIELD_NUMBER: _ClassVar[int]
+    AD_IDS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_NAMES_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_SCORES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model_name: str
     model_version: str
@@ -44,7 +47,10 @@ class TelemetryRecord(_message.Message):
     inference_instance_id: str
     inference_attempt_ms: float
     inference_outrun: bool
-    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ..., features: _Optional[_Iterable[float]] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., inference_instance_id: _Optional[str] = ..., inference_attempt_ms: _Optional[float] = ..., inference_outrun: _Optional[bool] = ...) -> None: ...
+    ad_ids: _containers.RepeatedScalarFieldContainer[str]
+    member_names: _containers.RepeatedScalarFieldContainer[str]
+    member_scores: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ..., features: _Optional[_Iterable[float]] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., inference_instance_id: _Optional[str] = ..., inference_attempt_ms: _Optional[float] = ..., inference_outrun: _Optional[bool] = ..., ad_ids: _Optional[_Iterable[str]] = ..., member_names: _Optional[_Iterable[str]] = ..., member_scores: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
     __slots__ = ("records",)
@@ -223,3 +229,69 @@ class ListIncidentsResponse(_message.Message):
     INCIDENTS_FIELD_NUMBER: _ClassVar[int]
     incidents: _containers.RepeatedCompositeFieldContainer[Incident]
     def __init__(self, incidents: _Optional[_Iterable[_Union[Incident, _Mapping]]] = ...) -> None: ...
+
+class Outcome(_message.Message):
+    __slots__ = ("request_id", "ad_id", "label", "positive", "timestamp")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    AD_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    ad_id: str
+    label: str
+    positive: bool
+    timestamp: float
+    def __init__(self, request_id: _Optional[str] = ..., ad_id: _Optional[str] = ..., label: _Optional[str] = ..., positive: _Optional[bool] = ..., timestamp: _Optional[float] = ...) -> None: ...
+
+class FeedbackRequest(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[Outcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[Outcome, _Mapping]]] = ...) -> None: ...
+
+class FeedbackResponse(_message.Message):
+    __slots__ = ("joined", "late", "unknown", "duplicate", "other_label")
+    JOINED_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    OTHER_LABEL_FIELD_NUMBER: _ClassVar[int]
+    joined: int
+    late: int
+    unknown: int
+    duplicate: int
+    other_label: int
+    def __init__(self, joined: _Optional[int] = ..., late: _Optional[int] = ..., unknown: _Optional[int] = ..., duplicate: _Optional[int] = ..., other_label: _Optional[int] = ...) -> None: ...
+
+class GetQualityRequest(_message.Message):
+    __slots__ = ("model_name", "model_version", "route", "split_arm", "window_seconds")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_ARM_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    model_version: str
+    route: str
+    split_arm: str
+    window_seconds: float
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+
+class GetQualityResponse(_message.Message):
+    __slots__ = ("labelled", "positives", "positive_rate", "mean_score", "auc", "log_loss", "calibration_error")
+    LABELLED_FIELD_NUMBER: _ClassVar[int]
+    POSITIVES_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_RATE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    AUC_FIELD_NUMBER: _ClassVar[int]
+    LOG_LOSS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    labelled: int
+    positives: int
+    positive_rate: float
+    mean_score: float
+    auc: float
+    log_loss: float
+    calibration_error: float
+    def __init__(self, labelled: _Optional[int] = ..., positives: _Optional[int] = ..., positive_rate: _Optional[float] = ..., mean_score: _Optional[float] = ..., auc: _Optional[float] = ..., log_loss: _Optional[float] = ..., calibration_error: _Optional[float] = ...) -> None: ...

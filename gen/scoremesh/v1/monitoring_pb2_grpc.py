@@ -60,6 +60,16 @@ class MonitoringStub:
                 request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsRequest.SerializeToString,
                 response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsResponse.FromString,
                 _registered_method=True)
+        self.Feedback = channel.stream_unary(
+                '/scoremesh.v1.Monitoring/Feedback',
+                request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
+        self.GetQuality = channel.unary_unary(
+                '/scoremesh.v1.Monitoring/GetQuality',
+                request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityResponse.FromString,
+                _registered_method=True)
 
 
 class MonitoringServicer:
@@ -101,6 +111,22 @@ class MonitoringServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Feedback(self, request_iterator, context):
+        """Outcomes of scored ads (clicks, conversions), joined to what was scored: the model,
+        version, route, split arm and every member's score. Late and unknown keys are counted,
+        never an error. Answered once the stream closes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQuality(self, request, context):
+        """AUC, log loss and calibration of the joined outcomes over a recent window.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MonitoringServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +154,16 @@ def add_MonitoringServicer_to_server(servicer, server):
                     servicer.ListIncidents,
                     request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsRequest.FromString,
                     response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsResponse.SerializeToString,
+            ),
+            'Feedback': grpc.stream_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.FeedbackRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.FeedbackResponse.SerializeToString,
+            ),
+            'GetQuality': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuality,
+                    request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +302,60 @@ class Monitoring:
             '/scoremesh.v1.Monitoring/ListIncidents',
             scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsRequest.SerializeToString,
             scoremesh_dot_v1_dot_monitoring__pb2.ListIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/scoremesh.v1.Monitoring/Feedback',
+            scoremesh_dot_v1_dot_monitoring__pb2.FeedbackRequest.SerializeToString,
+            scoremesh_dot_v1_dot_monitoring__pb2.FeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuality(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scoremesh.v1.Monitoring/GetQuality',
+            scoremesh_dot_v1_dot_monitoring__pb2.GetQualityRequest.SerializeToString,
+            scoremesh_dot_v1_dot_monitoring__pb2.GetQualityResponse.FromString,
             options,
             channel_credentials,
             insecure,

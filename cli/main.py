@@ -118,6 +118,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(_settings(args), args.requests, args.candidates, args.concurrency, args.seed, args.shift_after)
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from cli.weights import weights
+
+    return weights(_settings(args), args.weights_command, args.model, getattr(args, "reason", ""), getattr(args, "json", False))
+
+
 # ---------------------------------------------------------------- bench
 def cmd_bench(args: argparse.Namespace) -> int:
     from cli import bench
@@ -182,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=1, help="seed of the requests and outcomes (request ids are sim-<seed>-<n>)")
     simulate.add_argument("--shift-after", type=int, default=None, help="the click model drifts after this many requests")
     simulate.set_defaults(func=cmd_simulate)
+
+    weights = sub.add_parser("weights", help="online ensemble weighting: learned weights, switched per model")
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True)
+    for name, text in (("show", "whether a model learns, the weights each version serves and their history"),
+                       ("enable", "learn the model's ensemble weights from feedback (admin token)"),
+                       ("disable", "stop learning (the weights serving stay; admin token)"),
+                       ("rollback", "back to the trained weights, learning off (admin token)")):
+        command = with_state(weights_sub.add_parser(name, help=text))
+        command.add_argument("model")
+        if name == "show":
+            command.add_argument("--json", action="store_true")
+        else:
+            command.add_argument("--reason", default="", help="why (kept with the change)")
+        command.set_defaults(func=cmd_weights)
 
     train = with_state(sub.add_parser("train", help="train the ensembles and write new versions"))
     train.add_argument("--rows", type=int, default=30_000)

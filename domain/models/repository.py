@@ -32,6 +32,8 @@ class LoadedModel:
     version: str
     config: dict[str, Any]
     packed: PackedEnsemble
+    weights_version: int = 0
+    """Which ensemble weights it combines with (domain.models.ensemble_weights; 0: the trained)."""
 
     @property
     def schema(self) -> tuple[str, str]:

@@ -8,6 +8,7 @@ versions already serving untouched.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from domain.errors import FailedPrecondition, NotFound, Unavailable, quote
 from domain.features.schema import SchemaError
 from domain.features.schema_store import SchemaStore
 from domain.inference_protocol import SCHEMA_MISMATCH
+from domain.models.ensemble_weights import WEIGHTED_METHODS, apply_newest, newest_number
 from domain.models.repository import LoadedModel, ModelLoadError, load_model, scan
 from kernels.dispatch import score_ensemble
 from kernels.packing import safe_input_bound
@@ -114,7 +116,7 @@ class ModelManager:
 
     def _load_version(self, path: Path) -> LoadedModel:
         """The blocking part of a load (runs in a thread): read, validate, move, warm up."""
-        model = load_model(path)
+        model = apply_newest(load_model(path), path)  # with the newest ensemble weights written for it
         if model.name != path.parent.name or model.version != path.name:
             raise ModelLoadError(f"{path / 'config.yaml'}: name/version say {model.name} v{model.version}, the folder says {path.parent.name} v{path.name}")
         self._validate_schema(model)
@@ -123,7 +125,30 @@ class ModelManager:
             raise ModelLoadError(f"{model.name} v{model.version}: weights so large that inputs beyond {bound:.3g} overflow float32")
         packed = model.packed.to(self.device)
         self._run(packed)(torch.zeros(4, packed.input_dim, dtype=self.compute_dtype))  # warm-up (compiles the kernel on a GPU)
-        return LoadedModel(model.name, model.version, model.config, packed)
+        return LoadedModel(model.name, model.version, model.config, packed, model.weights_version)
+
+    async def _reweigh(self, name: str, version: str, served: ServedVersion, path: Path) -> str | None:
+        """Serve the newest ensemble weights written for a version, if newer than its own;
+        in place, no reload (requests in flight finish with the weights they started with).
+        Returns the problem, if the new weights are refused (the old ones keep serving)."""
+        number = await asyncio.to_thread(newest_number, path)
+        if number <= served.model.weights_version or served.model.packed.combine.method not in WEIGHTED_METHODS:
+            return None
+        try:
+            model = await asyncio.to_thread(apply_newest, served.model, path, True)
+            model = dataclasses.replace(model, packed=model.packed.to(self.device))
+        except ModelLoadError as error:
+            reason = f"new ensemble weights refused: {error}"
+            if self.states.get((name, version), VersionState("")).reason == reason:
+                return None  # reported once
+            self.states[(name, version)] = VersionState(READY, reason)
+            return reason
+        served.model = model
+        served.batcher.run = self._run(model.packed)
+        self.states[(name, version)] = VersionState(READY)
+        log.info("%s v%s combines with ensemble weights #%d: %s", name, version, model.weights_version,
+                 dict(zip(model.packed.member_names, model.packed.combine.weights)))
+        return None
 
     def _serve(self, model: LoadedModel) -> ServedVersion:
         stats = VersionStatistics(model.name, model.version)
@@ -166,6 +191,10 @@ class ModelManager:
                         log.info("serving %s v%s", name, version)
                 for version in [v for v in current if v not in wanted]:
                     await self._unload(name, version)
+                for version, served in current.items():
+                    problem = await self._reweigh(name, version, served, paths[version]) if version in paths else None
+                    if problem:
+                        problems.append(problem)
                 for key in [k for k in self.states if k[0] == name and k[1] not in folders and k[1] not in current]:
                     del self.states[key]  # the folder is gone: forget its state
                     self.held.pop(key, None)

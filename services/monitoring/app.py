@@ -18,7 +18,10 @@ from services.monitoring.settings import MonitoringSettings
 from services.monitoring.cost import CostTracker
 from services.monitoring.alerts import Alerting, AlertRule, IncidentStore, RuleEvaluator
 from services.monitoring.live import Baselines, LiveSamples
+from domain.models.online_weights import LearnerSettings
+from mesh.admin_auth import admin_token
 from services.monitoring.feedback import FeedbackJoiner, JoinStore, ModelLabels, ScoredRequests
+from services.monitoring.learning import OnlineLearning, SwitchStore
 from services.monitoring.quality import QualityWindows
 from services.monitoring.signals import DriftCache, LatencyAnomalies, instance_signals, model_signals, quality_signals, version_signals
 from services.monitoring.slo import Objective
@@ -72,7 +75,12 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
     for joined in joins.since(time.time() - settings.quality_retention_s):  # a restart keeps what was learned
         quality.add(joined)
     feedback = FeedbackJoiner(ScoredRequests(settings.join_window_s, settings.join_capacity), joins, ModelLabels(settings.model_repository))
-    servicer = MonitoringServicer(windows, objectives, settings.slo_window_scale, live, baselines, alerting, feedback, quality)
+    switches = SwitchStore(settings.state_dir / "monitoring" / "feedback.sqlite")
+    learning = OnlineLearning(settings.model_repository, switches,
+                              LearnerSettings(settings.weighting_method, settings.weighting_learning_rate, settings.weighting_share),
+                              tuple(settings.online_weighting), settings.weighting_interval_s, settings.weighting_min_outcomes)
+    servicer = MonitoringServicer(windows, objectives, settings.slo_window_scale, live, baselines, alerting, feedback, quality, learning,
+                                  admin_token(settings.admin_token, settings.state_dir))
     runtime.add_servicer(monitoring_pb2_grpc.add_MonitoringServicer_to_server, servicer, "scoremesh.v1.Monitoring")
 
     anomalies = LatencyAnomalies()
@@ -129,11 +137,21 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
                 log.warning("incident %s: %s (%s, seen %d times)", incident.status, incident.message, incident.severity, incident.count)
             servicer.publish(changed)
 
+    async def write_weights() -> None:
+        while True:
+            await asyncio.sleep(min(settings.weighting_interval_s, 5.0))
+            try:
+                learning.publish_due()
+            except Exception:
+                log.exception("writing learned ensemble weights failed")
+
     async def close_store() -> None:
         store.close()
         joins.close()
+        switches.close()
 
     runtime.spawn(evaluate_rules(), "alert-rules")
+    runtime.spawn(write_weights(), "online-weighting")
     runtime.on_stop(close_store)
     return None  # ready as soon as it listens
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from domain.errors import InvalidArgument, quote
+from domain.models.ensemble_weights import WeightsVersion
 from scoremesh.v1 import monitoring_pb2
 from services.monitoring.alerts import Incident
 from services.monitoring.drift import DriftReport, FeatureDrift
@@ -219,3 +220,33 @@ def quality_to_proto(view: QualityView) -> monitoring_pb2.GetQualityResponse:
         labelled=view.labelled, positives=view.positives, positive_rate=view.positive_rate, mean_score=view.mean_score,
         auc=view.auc, log_loss=view.log_loss, calibration_error=view.calibration_error,
     )
+
+
+WEIGHTING_ACTIONS = ("enable", "disable", "rollback")
+
+
+def weighting_request_from_proto(request) -> tuple[str, str, str]:
+    """(model, action, reason) of a SetWeighting; the model alone of a GetWeighting."""
+    if not request.model_name:
+        raise InvalidArgument("model_name: required")
+    if len(request.model_name) > MAX_NAME_LENGTH or "/" in request.model_name or request.model_name.startswith("."):
+        raise InvalidArgument(f"model_name: a model's name (got {quote(request.model_name)})")
+    action = getattr(request, "action", "")
+    if isinstance(request, monitoring_pb2.SetWeightingRequest):
+        if action not in WEIGHTING_ACTIONS:
+            raise InvalidArgument(f"action: must be one of {', '.join(WEIGHTING_ACTIONS)} (got {quote(action)})")
+        if len(request.reason) > 500:
+            raise InvalidArgument(f"reason: at most 500 characters (got {quote(request.reason)})")
+    return request.model_name, action, getattr(request, "reason", "")
+
+
+def _weights_to_proto(version: WeightsVersion) -> monitoring_pb2.WeightsVersion:
+    return monitoring_pb2.WeightsVersion(number=version.number, weights=version.weights, source=version.source, reason=version.reason,
+                                         created_at=version.created_at)
+
+
+def weighting_to_proto(model: str, enabled: bool, versions) -> monitoring_pb2.WeightingStatus:
+    return monitoring_pb2.WeightingStatus(model_name=model, enabled=enabled, versions=[
+        monitoring_pb2.VersionWeighting(model_version=version, current=_weights_to_proto(current), outcomes_learned=outcomes,
+                                        history=[_weights_to_proto(v) for v in past])
+        for version, current, outcomes, past in versions])

@@ -11,7 +11,10 @@ from domain.errors import FailedPrecondition
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
 from services.monitoring import converters
 from services.monitoring.alerts import Alerting, Incident
+from mesh.admin_auth import check_bearer
+from mesh.handlers import header
 from services.monitoring.feedback import FeedbackJoiner
+from services.monitoring.learning import OnlineLearning
 from services.monitoring.live import Baselines, LiveSamples, judge
 from services.monitoring.quality import QualityWindows
 from services.monitoring.slo import Objective, evaluate
@@ -25,9 +28,10 @@ RECORDS = Counter("scoremesh_monitoring_records_total", "Telemetry records accep
 class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
     def __init__(self, windows: TelemetryWindows, objectives: list[Objective], window_scale: float = 1.0,
                  live: LiveSamples | None = None, baselines: Baselines | None = None, alerting: Alerting | None = None,
-                 feedback: FeedbackJoiner | None = None, quality: QualityWindows | None = None) -> None:
+                 feedback: FeedbackJoiner | None = None, quality: QualityWindows | None = None,
+                 learning: OnlineLearning | None = None, admin_token: str | None = None) -> None:
         self.windows = windows
-        self.feedback, self.quality = feedback, quality
+        self.feedback, self.quality, self.learning, self.admin_token = feedback, quality, learning, admin_token
         self.alerting = alerting
         # Scores and candidates per model since the cost tracker last read them (services.monitoring.cost).
         self.scores: dict[str, int] = {}
@@ -67,6 +71,8 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
             joined, counts = self.feedback.settle(candidates, added, counts)
             for j in joined:
                 self.quality.add(j)
+            if self.learning is not None and joined:
+                self.learning.feed(joined)
             for result, count in counts.items():
                 total[result] += count
                 OUTCOMES.labels(result).inc(count)
@@ -91,6 +97,31 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
         # KS and PSI over up to 20,000 x dim values: off the event loop.
         result = await asyncio.to_thread(judge, self.live, self.baselines, model, version, window_s)
         return converters.drift_to_proto(result)
+
+    async def GetWeighting(self, request, context):
+        model, _, _ = converters.weighting_request_from_proto(request)
+        return monitoring_pb2.GetWeightingResponse(status=await self._weighting(model))
+
+    async def SetWeighting(self, request, context):
+        check_bearer(header(context, "authorization"), self.admin_token, "weighting changes")
+        model, action, reason = converters.weighting_request_from_proto(request)
+        learning = self._learning()
+        reason = reason or f"{action} by an operator"
+        # On the event loop, as feedback is learned from (a few small files: no thread, no lock).
+        if action == "rollback":
+            learning.rollback(model, reason)
+        else:
+            learning.set_enabled(model, action == "enable", reason)
+        return monitoring_pb2.SetWeightingResponse(status=await self._weighting(model))
+
+    def _learning(self) -> OnlineLearning:
+        if self.learning is None:
+            raise FailedPrecondition("online weighting is not run by this instance")
+        return self.learning
+
+    async def _weighting(self, model: str) -> monitoring_pb2.WeightingStatus:
+        enabled, versions = self._learning().status(model)
+        return converters.weighting_to_proto(model, enabled, versions)
 
     def publish(self, incidents: list[Incident]) -> None:
         """Hand changed incidents to every WatchAlerts stream (a slow watcher's queue is bounded:

@@ -118,6 +118,26 @@ class MonitoringSettings(MeshSettings):
     quality_retention_s: float = Field(default=7 * 86_400.0, gt=0)
     """Joins are kept this long (in SQLite, and in memory for the quality views)."""
 
+    online_weighting: list[str] = []
+    """Models whose ensemble weights learn from feedback from the start (a run-time switch,
+    Monitoring/SetWeighting, overrides this per model). Off for every model by default."""
+
+    weighting_method: Literal["gradient", "exponential"] = "gradient"
+    """The online learner (domain.models.online_weights): exponentiated gradient on the
+    ensemble's log loss, or exponential weights on the members'."""
+
+    weighting_learning_rate: float = Field(default=0.2, gt=0)
+    """The learner's step size (eta)."""
+
+    weighting_share: float = Field(default=0.001, ge=0, lt=1)
+    """Fixed-Share: weight mass returned toward the trained weights per outcome."""
+
+    weighting_interval_s: float = Field(default=300.0, gt=0)
+    """How often learned weights may be written as a new weights version."""
+
+    weighting_min_outcomes: int = Field(default=500, gt=0)
+    """Outcomes learned from, since the last weights version, before a new one is written."""
+
     cpu_price_per_hour: float = Field(default=0.04, ge=0)
     """Price of one CPU-hour: what cost per 1,000 Scores is computed with."""
 

@@ -27,7 +27,9 @@ def mesh(tmp_path_factory, otlp_receiver):
     state_dir = tmp_path_factory.mktemp("mesh") / "state"
     process = MeshProcess(
         state_dir,
-        env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"},
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200",
+             # Online weighting (off unless a test switches it on) writes learned weights quickly.
+             "SCOREMESH_WEIGHTING_INTERVAL_S": "1", "SCOREMESH_WEIGHTING_MIN_OUTCOMES": "100"},
     )
     try:
         process.start()

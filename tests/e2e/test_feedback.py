@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import grpc
 import pytest
 
 from cli.simulate import simulate
 from mesh.config import MeshSettings
-from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
+from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc, router_pb2_grpc
 from tests.e2e.mesh_process import scoremesh
+from tests.e2e.requests import score_request
 
 pytestmark = pytest.mark.mesh
 
@@ -68,3 +70,62 @@ def test_bad_feedback_gets_a_client_error_naming_the_field(mesh):
         answer = stub.Feedback(iter([monitoring_pb2.FeedbackRequest(outcomes=[monitoring_pb2.Outcome(request_id="r", ad_id="a", label="click")])]),
                                timeout=5)
         assert answer.unknown == 1  # still serving, and an unknown key is counted, not an error
+
+
+def weighting(mesh, model: str = "ctr_ensemble") -> monitoring_pb2.WeightingStatus:
+    with grpc.insecure_channel(mesh.address("monitoring")) as channel:
+        return monitoring_pb2_grpc.MonitoringStub(channel).GetWeighting(monitoring_pb2.GetWeightingRequest(model_name=model), timeout=10).status
+
+
+def served_combination(mesh, n: int = 6) -> list[tuple[float, dict[str, float]]]:
+    """(ensemble score, member scores) of a few candidates, as the router answers them."""
+    with grpc.insecure_channel(mesh.address("router")) as channel:
+        stub = router_pb2_grpc.RouterStub(channel)
+        response = stub.Score(score_request(n, "search", seed=5), timeout=10)
+    assert response.model.name == "ctr_ensemble"
+    return [(c.score, {m.member: m.score for m in c.member_scores}) for c in response.candidates]
+
+
+def combines_with(mesh, weights: dict[str, float]) -> bool:
+    total = sum(weights.values())
+    return all(abs(score - sum(w * members[m] for m, w in weights.items()) / total) < 1e-4 for score, members in served_combination(mesh))
+
+
+def test_learned_weights_reach_the_replicas_without_a_restart_and_roll_back_with_one_command(mesh):
+    assert not weighting(mesh).enabled  # off by default
+    trained = dict(weighting(mesh).versions[0].current.weights)
+    assert weighting(mesh).versions[0].current.number == 0 and combines_with(mesh, trained)
+    with grpc.insecure_channel(mesh.address("monitoring")) as channel:
+        with pytest.raises(grpc.RpcError) as error:
+            monitoring_pb2_grpc.MonitoringStub(channel).SetWeighting(
+                monitoring_pb2.SetWeightingRequest(model_name="ctr_ensemble", action="enable"), timeout=5)
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    enabled = scoremesh("weights", "enable", "ctr_ensemble", "--reason", "e2e test", state_dir=mesh.state_dir)
+    assert enabled.returncode == 0 and "online weighting on" in enabled.stdout, enabled.stderr
+    # The click model drifts from the first request: the trained weights are wrong now.
+    settings = MeshSettings(state_dir=mesh.state_dir)
+    deadline = time.monotonic() + 90
+    while weighting(mesh).versions[0].current.number == 0:
+        assert time.monotonic() < deadline, weighting(mesh)
+        asyncio.run(simulate(settings, requests=150, candidates=5, concurrency=4, seed=int(time.monotonic()), shift_after=0,
+                             progress=lambda _: None))
+        time.sleep(1.5)
+    current = weighting(mesh).versions[0].current
+    assert current.source == "online_learner" and "outcomes since weights #0" in current.reason
+    learned = dict(current.weights)
+    deadline = time.monotonic() + 15  # the replicas' repository poll
+    while not combines_with(mesh, learned):
+        assert time.monotonic() < deadline, (learned, served_combination(mesh))
+        time.sleep(0.5)
+    shown = scoremesh("weights", "show", "ctr_ensemble", state_dir=mesh.state_dir)
+    assert f"weights #{current.number}" in shown.stdout and "online_learner" in shown.stdout
+
+    rolled = scoremesh("weights", "rollback", "ctr_ensemble", "--reason", "e2e rollback", state_dir=mesh.state_dir)
+    assert rolled.returncode == 0 and "online weighting off" in rolled.stdout, rolled.stderr
+    status = weighting(mesh)
+    assert not status.enabled and status.versions[0].current.source == "rollback"
+    assert dict(status.versions[0].current.weights) == pytest.approx(trained)
+    deadline = time.monotonic() + 15
+    while not combines_with(mesh, trained):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)

@@ -295,3 +295,74 @@ class GetQualityResponse(_message.Message):
     log_loss: float
     calibration_error: float
     def __init__(self, labelled: _Optional[int] = ..., positives: _Optional[int] = ..., positive_rate: _Optional[float] = ..., mean_score: _Optional[float] = ..., auc: _Optional[float] = ..., log_loss: _Optional[float] = ..., calibration_error: _Optional[float] = ...) -> None: ...
+
+class GetWeightingRequest(_message.Message):
+    __slots__ = ("model_name",)
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    def __init__(self, model_name: _Optional[str] = ...) -> None: ...
+
+class SetWeightingRequest(_message.Message):
+    __slots__ = ("model_name", "action", "reason")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    action: str
+    reason: str
+    def __init__(self, model_name: _Optional[str] = ..., action: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WeightsVersion(_message.Message):
+    __slots__ = ("number", "weights", "source", "reason", "created_at")
+    class WeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    weights: _containers.ScalarMap[str, float]
+    source: str
+    reason: str
+    created_at: float
+    def __init__(self, number: _Optional[int] = ..., weights: _Optional[_Mapping[str, float]] = ..., source: _Optional[str] = ..., reason: _Optional[str] = ..., created_at: _Optional[float] = ...) -> None: ...
+
+class VersionWeighting(_message.Message):
+    __slots__ = ("model_version", "current", "outcomes_learned", "history")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_LEARNED_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    current: WeightsVersion
+    outcomes_learned: int
+    history: _containers.RepeatedCompositeFieldContainer[WeightsVersion]
+    def __init__(self, model_version: _Optional[str] = ..., current: _Optional[_Union[WeightsVersion, _Mapping]] = ..., outcomes_learned: _Optional[int] = ..., history: _Optional[_Iterable[_Union[WeightsVersion, _Mapping]]] = ...) -> None: ...
+
+class WeightingStatus(_message.Message):
+    __slots__ = ("model_name", "enabled", "versions")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    enabled: bool
+    versions: _containers.RepeatedCompositeFieldContainer[VersionWeighting]
+    def __init__(self, model_name: _Optional[str] = ..., enabled: _Optional[bool] = ..., versions: _Optional[_Iterable[_Union[VersionWeighting, _Mapping]]] = ...) -> None: ...
+
+class GetWeightingResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: WeightingStatus
+    def __init__(self, status: _Optional[_Union[WeightingStatus, _Mapping]] = ...) -> None: ...
+
+class SetWeightingResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: WeightingStatus
+    def __init__(self, status: _Optional[_Union[WeightingStatus, _Mapping]] = ...) -> None: ...

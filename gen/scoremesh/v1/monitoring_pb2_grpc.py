@@ -70,6 +70,16 @@ class MonitoringStub:
                 request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityRequest.SerializeToString,
                 response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityResponse.FromString,
                 _registered_method=True)
+        self.GetWeighting = channel.unary_unary(
+                '/scoremesh.v1.Monitoring/GetWeighting',
+                request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetWeightingRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetWeightingResponse.FromString,
+                _registered_method=True)
+        self.SetWeighting = channel.unary_unary(
+                '/scoremesh.v1.Monitoring/SetWeighting',
+                request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.SetWeightingRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.SetWeightingResponse.FromString,
+                _registered_method=True)
 
 
 class MonitoringServicer:
@@ -127,6 +137,22 @@ class MonitoringServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWeighting(self, request, context):
+        """Online ensemble weighting of a model: whether it learns, the weights each version serves,
+        and every weights version written (who, when, from what evidence).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetWeighting(self, request, context):
+        """Switch online weighting of a model on or off, or roll its weights back to the trained ones
+        (which also switches it off). Needs the admin token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MonitoringServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +190,16 @@ def add_MonitoringServicer_to_server(servicer, server):
                     servicer.GetQuality,
                     request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityRequest.FromString,
                     response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityResponse.SerializeToString,
+            ),
+            'GetWeighting': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWeighting,
+                    request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetWeightingRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetWeightingResponse.SerializeToString,
+            ),
+            'SetWeighting': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWeighting,
+                    request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.SetWeightingRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.SetWeightingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +392,60 @@ class Monitoring:
             '/scoremesh.v1.Monitoring/GetQuality',
             scoremesh_dot_v1_dot_monitoring__pb2.GetQualityRequest.SerializeToString,
             scoremesh_dot_v1_dot_monitoring__pb2.GetQualityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWeighting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scoremesh.v1.Monitoring/GetWeighting',
+            scoremesh_dot_v1_dot_monitoring__pb2.GetWeightingRequest.SerializeToString,
+            scoremesh_dot_v1_dot_monitoring__pb2.GetWeightingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWeighting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scoremesh.v1.Monitoring/SetWeighting',
+            scoremesh_dot_v1_dot_monitoring__pb2.SetWeightingRequest.SerializeToString,
+            scoremesh_dot_v1_dot_monitoring__pb2.SetWeightingResponse.FromString,
             options,
             channel_credentials,
             insecure,

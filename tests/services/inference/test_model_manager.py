@@ -191,3 +191,58 @@ def test_schema_checks_at_load_and_per_request(tmp_path, feature_dir, dim):
     assert "toy v1: feature_schema: unknown feature schema ads version 9" in problems[0]
     assert mismatch.reason == "FEATURE_SCHEMA_MISMATCH" and mismatch.info == {"expected": "ads/1", "got": "ads/2"}
     assert ready is False  # a model of the repository failed to load: not ready
+
+
+def write_pair(repo: Path, dim: int) -> Path:
+    """A weighted average of two logistic members answering 0.5 and sigmoid(2) whatever the input."""
+    config = {
+        "name": "pair", "version": 1, "input_dim": dim, "feature_schema": {"name": "ads", "version": "1"},
+        "ensemble": {"method": "weighted_average", "weights": [1.0, 1.0]},
+        "members": [{"name": "a", "hidden": 0}, {"name": "b", "hidden": 0}],
+    }
+    tensors = {"a.linear.weight": torch.zeros(1, dim), "a.linear.bias": torch.tensor([0.0]),
+               "b.linear.weight": torch.zeros(1, dim), "b.linear.bias": torch.tensor([2.0])}
+    return publish(stage_model(repo, config, tensors))
+
+
+def test_new_ensemble_weights_serve_without_a_reload_and_bad_ones_change_nothing(tmp_path, feature_dir, dim):
+    from domain.models.ensemble_weights import OVERRIDES_DIR, history, write_version
+
+    version_dir = write_pair(tmp_path / "repo", dim)
+    b = torch.sigmoid(torch.tensor(2.0)).item()
+
+    async def score(manager) -> float:
+        out, _ = await manager.get("pair").infer(torch.zeros(1, dim), None)
+        return out["score"].item()
+
+    async def scenario():
+        manager = ModelManager(tmp_path / "repo", feature_dir)
+        await manager.refresh()
+        trained = await score(manager)
+        batcher = manager.get("pair").batcher
+        write_version(version_dir, {"a": 3.0, "b": 1.0}, "online_learner", "test", ("a", "b"))
+        await manager.refresh()
+        learned = await score(manager)
+        same_batcher = manager.get("pair").batcher is batcher  # no reload: the same queue keeps serving
+        (version_dir / OVERRIDES_DIR / "2.json").write_text('{"weights": {"a": -1, "b": 1}}')
+        problems = await manager.refresh()
+        still = await score(manager)
+        index = manager.index()
+        await manager.unload_all()
+        restarted = ModelManager(tmp_path / "repo", feature_dir)  # a restart loads the newest valid weights (#1)
+        await restarted.refresh()
+        after_restart = await score(restarted), restarted.get("pair").model.weights_version
+        write_version(version_dir, {"a": 1.0, "b": 3.0}, "online_learner", "test", ("a", "b"))
+        await restarted.refresh()
+        newest = await score(restarted), restarted.get("pair").model.weights_version
+        await restarted.unload_all()
+        return trained, learned, same_batcher, problems, still, index, after_restart, newest
+
+    trained, learned, same_batcher, problems, still, index, after_restart, newest = run(scenario())
+    assert trained == pytest.approx((0.5 + b) / 2) and learned == pytest.approx((3 * 0.5 + b) / 4) and same_batcher
+    assert len(problems) == 1 and "every weight must be a finite number > 0" in problems[0]
+    assert still == pytest.approx(learned)  # the refused weights changed nothing
+    assert index == [("pair", "1", "READY", f"new ensemble weights refused: {problems[0].removeprefix('new ensemble weights refused: ')}")]
+    assert after_restart == (pytest.approx(learned), 1)
+    assert newest == (pytest.approx((0.5 + 3 * b) / 4), 3)
+    assert [(v.number, v.source) for v in history(version_dir, ("a", "b"))] == [(1, "online_learner"), (3, "online_learner")]

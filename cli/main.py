@@ -118,6 +118,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(_settings(args), args.requests, args.candidates, args.concurrency, args.seed, args.shift_after)
 
 
+def cmd_experiments(args: argparse.Namespace) -> int:
+    from cli.experiments import show
+
+    return show(_settings(args), args.route, args.window, args.json)
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     from cli.weights import weights
 
@@ -188,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=1, help="seed of the requests and outcomes (request ids are sim-<seed>-<n>)")
     simulate.add_argument("--shift-after", type=int, default=None, help="the click model drifts after this many requests")
     simulate.set_defaults(func=cmd_simulate)
+
+    experiments = sub.add_parser("experiments", help="A/B and canary splits compared on feedback")
+    experiments_sub = experiments.add_subparsers(dest="experiments_command", required=True)
+    show_experiments = with_state(experiments_sub.add_parser("show", help="per arm: rates, log loss, AUC with intervals, tests, verdict"))
+    show_experiments.add_argument("--route", default="", help="one route (default: every route with outcomes)")
+    show_experiments.add_argument("--window", type=float, default=3600.0, help="seconds of outcomes")
+    show_experiments.add_argument("--json", action="store_true")
+    show_experiments.set_defaults(func=cmd_experiments)
 
     weights = sub.add_parser("weights", help="online ensemble weighting: learned weights, switched per model")
     weights_sub = weights.add_subparsers(dest="weights_command", required=True)

@@ -16,6 +16,8 @@ from mesh.health_probe import HealthProber
 from scoremesh.v1 import supervisor_pb2, supervisor_pb2_grpc
 
 NOT_REGISTERED = "NOT_REGISTERED"
+EJECTED = "ejected"
+"""How the registry words an instance in maintenance (mesh.discovery: `ejected: <reason>`)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,9 @@ async def collect_status(settings: MeshSettings) -> MeshStatus:
     ]
     instances.sort(key=lambda i: (i.service, i.id))
     running = supervisor is not None and planned is not None
-    healthy = running and all(i.healthy for i in instances if i.planned)
+    # A replica recovery ejected is alive and deliberately out of rotation (never the last of its
+    # service): the mesh can still score.
+    healthy = running and all(i.healthy or i.status.startswith(EJECTED) for i in instances if i.planned)
     return MeshStatus(running, healthy, instances)
 
 

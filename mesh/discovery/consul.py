@@ -18,6 +18,8 @@ from mesh.discovery.base import Instance, InstanceState, Registry
 log = logging.getLogger(__name__)
 
 TAG = "scoremesh"
+MAINTENANCE_CHECK = "_service_maintenance:"
+"""The check Consul adds to a service in maintenance mode (its Notes hold the reason)."""
 
 
 class ConsulRegistry(Registry):
@@ -132,6 +134,8 @@ class ConsulRegistry(Registry):
             for entry in entries:
                 failing = [c for c in entry.get("Checks", []) if c.get("Status") != "passing"]
                 reason = "; ".join(f"{c.get('Name')}: {c.get('Status')}" for c in failing)
+                if failing and all(str(c.get("CheckID", "")).startswith(MAINTENANCE_CHECK) for c in failing):
+                    reason = f"ejected: {failing[0].get('Notes', '')}"  # worded as the local registry words it
                 states.append(InstanceState(self._to_instance(entry), not failing, reason))
         return states
 

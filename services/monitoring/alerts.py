@@ -37,6 +37,9 @@ class AlertRule:
     target: str = "*"
     window_s: float = 300.0
     message: str = "{rule}: {signal} of {target} is {value:.4g} ({op} {threshold:g})"
+    for_s: float = 0.0
+    """The rule fires only once its condition has held this long (Prometheus' `for`): a single
+    evaluation above the threshold, e.g. one busy moment on a shared machine, opens nothing."""
     keep_firing_s: float = 0.0
     """An incident stays open this long after the rule last fired (Prometheus' keep_firing_for):
     a value hovering at the threshold, or a target whose traffic an action stopped, does not
@@ -69,6 +72,7 @@ class RuleEvaluator:
     def __init__(self, rules: list[AlertRule]) -> None:
         self.rules = rules
         self._history: dict[tuple[str, str], deque[tuple[float, float]]] = {}
+        self._pending: dict[tuple[str, str], float] = {}
 
     def firing(self, signals: dict[str, dict[str, float]], now: float) -> list[tuple[AlertRule, str, float]]:
         """signals: target -> signal -> value. (rule, target, value) of every rule that fires."""
@@ -77,10 +81,15 @@ class RuleEvaluator:
             targets = signals if rule.target == "*" else {rule.target: signals.get(rule.target, {})}
             for target, values in targets.items():
                 value = values.get(rule.signal)
-                if value is None:
+                key = (rule.name, target)
+                if value is None or not self._fires(rule, target, value, now):
+                    self._pending.pop(key, None)
                     continue
-                if self._fires(rule, target, value, now):
+                since = self._pending.setdefault(key, now)
+                if now - since >= rule.for_s:
                     fired.append((rule, target, value))
+        for key in [k for k in self._pending if k[1] not in signals]:  # a target gone quiet is no longer pending
+            del self._pending[key]
         return fired
 
     def _fires(self, rule: AlertRule, target: str, value: float, now: float) -> bool:

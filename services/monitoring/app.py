@@ -66,7 +66,7 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
     live = LiveSamples(settings.drift_samples)
     baselines = Baselines(settings.model_repository, settings.feature_dir)
     rules = [AlertRule(r.name, r.signal, r.op, r.threshold, r.severity, r.target, r.window_s, r.message or AlertRule.message,
-                       r.keep_firing_s) for r in settings.alert_rules]
+                       r.for_s, r.keep_firing_s) for r in settings.alert_rules]
     store = IncidentStore(settings.state_dir / "monitoring" / "incidents.sqlite")
     alerting = Alerting(RuleEvaluator(rules), store)
     joins = JoinStore(settings.state_dir / "monitoring" / "feedback.sqlite")

@@ -11,6 +11,7 @@ from domain.models.ensemble_weights import WeightsVersion
 from scoremesh.v1 import monitoring_pb2
 from services.monitoring.alerts import Incident
 from services.monitoring.drift import DriftReport, FeatureDrift
+from services.monitoring.experiments import ArmResult
 from services.monitoring.feedback import LABELS, Outcome, Scored
 from services.monitoring.live import DriftResult
 from services.monitoring.quality import QualityView
@@ -250,3 +251,26 @@ def weighting_to_proto(model: str, enabled: bool, versions) -> monitoring_pb2.We
         monitoring_pb2.VersionWeighting(model_version=version, current=_weights_to_proto(current), outcomes_learned=outcomes,
                                         history=[_weights_to_proto(v) for v in past])
         for version, current, outcomes, past in versions])
+
+
+def experiment_request_from_proto(request: monitoring_pb2.GetExperimentRequest) -> tuple[str, float]:
+    if len(request.route) > MAX_NAME_LENGTH:
+        raise InvalidArgument(f"route: at most {MAX_NAME_LENGTH} characters (got {quote(request.route)})")
+    window = request.window_seconds
+    if not math.isfinite(window) or window < 0:
+        raise InvalidArgument(f"window_seconds: must be a finite number >= 0 (got {window})")
+    return request.route, window or DEFAULT_QUALITY_WINDOW_S
+
+
+def _estimate(interval) -> monitoring_pb2.Estimate:
+    return monitoring_pb2.Estimate(value=interval.value, low=interval.low, high=interval.high)
+
+
+def experiment_to_proto(routes: dict[str, list[ArmResult]]) -> monitoring_pb2.GetExperimentResponse:
+    return monitoring_pb2.GetExperimentResponse(routes=[
+        monitoring_pb2.RouteExperiment(route=route, arms=[
+            monitoring_pb2.ArmResult(arm=a.arm, models=list(a.models), outcomes=a.outcomes, positives=a.positives,
+                                     positive_rate=_estimate(a.positive_rate), log_loss=_estimate(a.log_loss), auc=_estimate(a.auc),
+                                     log_loss_p_value=a.log_loss_p_value, positive_rate_p_value=a.positive_rate_p_value, verdict=a.verdict)
+            for a in arms])
+        for route, arms in sorted(routes.items())])

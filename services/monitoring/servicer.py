@@ -13,10 +13,11 @@ from services.monitoring import converters
 from services.monitoring.alerts import Alerting, Incident
 from mesh.admin_auth import check_bearer
 from mesh.handlers import header
+from services.monitoring.experiments import analyse
 from services.monitoring.feedback import FeedbackJoiner
 from services.monitoring.learning import OnlineLearning
 from services.monitoring.live import Baselines, LiveSamples, judge
-from services.monitoring.quality import QualityWindows
+from services.monitoring.quality import QualityWindows, quality_of
 from services.monitoring.slo import Objective, evaluate
 from services.monitoring.windows import TelemetryWindows
 
@@ -82,7 +83,8 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
         if self.quality is None:
             raise FailedPrecondition("feedback is not joined by this instance")
         window_s, model, version, route, arm = converters.quality_request_from_proto(request)
-        return converters.quality_to_proto(await asyncio.to_thread(self.quality.view, window_s, model, version, route, arm))
+        chosen = self.quality.select(window_s, model, version, route, arm)  # on the loop, where joins are added
+        return converters.quality_to_proto(await asyncio.to_thread(quality_of, chosen))
 
     async def GetSLO(self, request, context):
         window_s, model_name, version, route, arm, service = converters.slo_request_from_proto(request)
@@ -97,6 +99,18 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
         # KS and PSI over up to 20,000 x dim values: off the event loop.
         result = await asyncio.to_thread(judge, self.live, self.baselines, model, version, window_s)
         return converters.drift_to_proto(result)
+
+    async def GetExperiment(self, request, context):
+        if self.quality is None:
+            raise FailedPrecondition("feedback is not joined by this instance")
+        route, window_s = converters.experiment_request_from_proto(request)
+
+        by_route: dict[str, list] = {}
+        for j in self.quality.select(window_s, route=route):  # on the loop, where joins are added
+            by_route.setdefault(j.route, []).append(j)
+        # The tests over many outcomes: off the loop.
+        analysed = await asyncio.to_thread(lambda: {name: analyse(rows) for name, rows in by_route.items()})
+        return converters.experiment_to_proto(analysed)
 
     async def GetWeighting(self, request, context):
         model, _, _ = converters.weighting_request_from_proto(request)

@@ -30,6 +30,8 @@ class AlertRuleConfig(BaseModel):
     """pct_increase: compared with the value this long ago."""
     message: str | None = None
     """Template with {rule}, {signal}, {target}, {value}, {op}, {threshold}."""
+    for_s: float = Field(default=0.0, ge=0)
+    """The rule fires only once its condition has held this long (Prometheus' `for`)."""
     keep_firing_s: float = Field(default=0.0, ge=0)
     """The incident stays open this long after the rule last fired (Prometheus' keep_firing_for),
     so an action undone on resolve (switch back, readmit) is not undone by a value hovering at
@@ -50,10 +52,14 @@ DEFAULT_RULES = [
     AlertRuleConfig(name="version_slow", signal="version_latency_ratio", op="gt", threshold=3.0, severity="critical"),
     AlertRuleConfig(name="version_score_shift", signal="version_score_shift", op="gt", threshold=1.0, severity="high"),
     # An inference replica against its peers (target `instance:<id>`): recovery ejects it.
-    AlertRuleConfig(name="instance_errors", signal="instance_error_excess", op="gt", threshold=0.05, severity="high", keep_firing_s=30.0),
-    AlertRuleConfig(name="instance_slow", signal="instance_latency_ratio", op="gt", threshold=3.0, severity="high", keep_firing_s=30.0),
+    # Held for 10 s before they fire: a replica is ejected for what it keeps doing, not for a blip.
+    AlertRuleConfig(name="instance_errors", signal="instance_error_excess", op="gt", threshold=0.05, severity="high", for_s=10.0,
+                    keep_firing_s=30.0),
+    AlertRuleConfig(name="instance_slow", signal="instance_latency_ratio", op="gt", threshold=3.0, severity="high", for_s=10.0,
+                    keep_firing_s=30.0),
     # Beaten by hedges to its peers on 30% more of the calls sent to it first than they are: it stalls.
-    AlertRuleConfig(name="instance_stalls", signal="instance_outrun_excess", op="gt", threshold=0.3, severity="high", keep_firing_s=30.0),
+    AlertRuleConfig(name="instance_stalls", signal="instance_outrun_excess", op="gt", threshold=0.3, severity="high", for_s=10.0,
+                    keep_firing_s=30.0),
     # The month the current spend projects, against monthly_budget (target "mesh"; only with a budget).
     AlertRuleConfig(name="budget_70", signal="budget_used", op="gt", threshold=0.70, severity="medium", target="mesh"),
     AlertRuleConfig(name="budget_80", signal="budget_used", op="gt", threshold=0.80, severity="high", target="mesh"),

@@ -59,7 +59,7 @@ def model_signals(windows: TelemetryWindows, objectives: list[Objective], scale:
     model -> {"drifted_features": the drifted features' names} for the alert messages."""
     now = time.time() if now is None else now
     signals: dict[str, dict[str, float]] = {}
-    for model in sorted({key[1] for key in windows.buckets if key[0] == "router"}):
+    for model in sorted({key[1] for key in windows.keys() if key[0] == "router"}):
         view = windows.view(window_s, model, now=now)
         values: dict[str, float] = {}
         if view.requests:
@@ -115,7 +115,7 @@ def version_signals(windows: TelemetryWindows, window_s: float, now: float | Non
     these sample sizes (above 1: the version scores traffic differently; at least 100 each)."""
     now = time.time() if now is None else now
     views: dict[str, dict[str, object]] = {}
-    for model, version in sorted({key[1:3] for key in windows.buckets if key[0] == "router"}):
+    for model, version in sorted({key[1:3] for key in windows.keys() if key[0] == "router"}):
         view = windows.view(window_s, model, version, now=now)
         if view.requests >= min_requests:
             views.setdefault(model, {})[version] = view
@@ -168,9 +168,9 @@ def instance_signals(windows: TelemetryWindows, window_s: float, now: float | No
     now = time.time() if now is None else now
     signals: dict[str, dict[str, float]] = {}
     for service in ("inference", "router"):
-        for model, version in sorted({key[1:3] for key in windows.buckets if key[0] == service and key[5]}):
+        for model, version in sorted({key[1:3] for key in windows.keys() if key[0] == service and key[5]}):
             measured: dict[str, dict[str, float]] = {}
-            for instance in sorted({key[5] for key in windows.buckets if key[0] == service and key[1:3] == (model, version) and key[5]}):
+            for instance in sorted({key[5] for key in windows.keys() if key[0] == service and key[1:3] == (model, version) and key[5]}):
                 view = windows.view(window_s, model, version, now=now, service=service, instance_id=instance)
                 if view.requests < min_requests:
                     continue

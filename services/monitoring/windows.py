@@ -103,6 +103,10 @@ class TelemetryWindows:
         self.buckets: dict[tuple[str, str, str, str, str, str], deque[Bucket]] = {}
         self.total = 0
 
+    def keys(self) -> list[tuple[str, str, str, str, str, str]]:
+        """Every series' key (a snapshot, safe to read from another thread)."""
+        return list(self.buckets)
+
     def add(self, record: Record) -> None:
         key = (record.service, record.model_name, record.model_version, record.route, record.split_arm, record.instance_id)
         series = self.buckets.setdefault(key, deque())
@@ -140,12 +144,14 @@ class TelemetryWindows:
         requests = errors = slow = outrun = 0
         merged = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
         hop = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
-        for (key_service, name, version, key_route, key_arm, key_instance), series in self.buckets.items():
+        # Snapshots (each one C-level copy under the GIL): the alert rules read from a thread
+        # while Report adds on the event loop.
+        for (key_service, name, version, key_route, key_arm, key_instance), series in list(self.buckets.items()):
             if (key_service != service or (model_name and name != model_name) or (model_version and version != model_version)
                     or (route and key_route != route) or (split_arm and key_arm != split_arm)
                     or (instance_id and key_instance != instance_id)):
                 continue
-            for bucket in reversed(series):
+            for bucket in reversed(list(series)):
                 if bucket.start + self.bucket_s <= since:
                     break
                 if bucket.start > now:

@@ -129,3 +129,19 @@ def test_learned_weights_reach_the_replicas_without_a_restart_and_roll_back_with
     while not combines_with(mesh, trained):
         assert time.monotonic() < deadline
         time.sleep(0.5)
+
+
+def test_experiments_show_compares_the_arms_of_a_split_on_feedback(mesh):
+    asyncio.run(simulate(MeshSettings(state_dir=mesh.state_dir), requests=90, candidates=5, concurrency=3, seed=43, shift_after=None,
+                         progress=lambda _: None))
+    with grpc.insecure_channel(mesh.address("monitoring")) as channel:
+        response = monitoring_pb2_grpc.MonitoringStub(channel).GetExperiment(monitoring_pb2.GetExperimentRequest(window_seconds=3600),
+                                                                            timeout=30)
+    routes = {r.route: r for r in response.routes}
+    assert routes and all(r.arms[0].verdict == "baseline" for r in routes.values())
+    for route in routes.values():
+        for arm in route.arms:
+            assert arm.outcomes > 0 and arm.models and arm.verdict in ("baseline", "better", "worse", "inconclusive")
+            assert arm.positive_rate.low <= arm.positive_rate.value <= arm.positive_rate.high
+    shown = scoremesh("experiments", "show", state_dir=mesh.state_dir)
+    assert shown.returncode == 0 and "baseline" in shown.stdout and "log loss" in shown.stdout, shown.stderr

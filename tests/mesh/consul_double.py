@@ -112,7 +112,8 @@ class ConsulDouble:
             self._bump()
 
     def maintenance(self, service_id: str, enable: bool, reason: str) -> bool:
-        """Consul's maintenance mode: a critical `_service_maintenance:<id>` check while on."""
+        """Consul's maintenance mode: a critical `_service_maintenance:<id>` check while on, the
+        reason in its Notes."""
         with self.changed:
             service = self.services.get(service_id)
             if service is None:
@@ -121,7 +122,7 @@ class ConsulDouble:
             service["checks"] = [c for c in service["checks"] if c["CheckID"] != check_id]
             if enable:
                 service["checks"].append({"CheckID": check_id, "Name": "Service Maintenance Mode", "Status": "critical",
-                                          "Output": reason or "maintenance", "grpc": None, "ttl": None, "deregister_after": None,
+                                          "Notes": reason, "Output": "", "grpc": None, "ttl": None, "deregister_after": None,
                                           "critical_since": None, "next_run": float("inf"), "ttl_expires": None})
             self._bump()
             return True
@@ -204,7 +205,7 @@ class ConsulDouble:
                     continue
                 checks = [
                     {"Node": "consul-double", "CheckID": c["CheckID"], "Name": c["Name"], "Status": c["Status"],
-                     "Output": c["Output"], "ServiceID": service["ID"], "ServiceName": name}
+                     "Output": c["Output"], "Notes": c.get("Notes", ""), "ServiceID": service["ID"], "ServiceName": name}
                     for c in service["checks"]
                 ]
                 if passing and any(c["Status"] != "passing" for c in checks):

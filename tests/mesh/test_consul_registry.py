@@ -146,6 +146,8 @@ def test_maintenance_mode_ejects_an_instance_and_readmits_it(consul_port, server
     _until(lambda: len(registry.resolve("inference")) == 2)
     registry.set_maintenance(one, "instance_slow: 4.2x its peers")
     assert _until(lambda: registry.resolve("inference") == [two])
+    state = next(s for s in registry.list_all() if s.instance.instance_id == one.instance_id)
+    assert (state.healthy, state.reason) == (False, "ejected: instance_slow: 4.2x its peers")  # as the local registry words it
     registry.set_maintenance(one, None)
     assert _until(lambda: len(registry.resolve("inference")) == 2)
     for instance in (one, two):

@@ -366,3 +366,59 @@ class SetWeightingResponse(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     status: WeightingStatus
     def __init__(self, status: _Optional[_Union[WeightingStatus, _Mapping]] = ...) -> None: ...
+
+class GetExperimentRequest(_message.Message):
+    __slots__ = ("route", "window_seconds")
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    route: str
+    window_seconds: float
+    def __init__(self, route: _Optional[str] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+
+class Estimate(_message.Message):
+    __slots__ = ("value", "low", "high")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    value: float
+    low: float
+    high: float
+    def __init__(self, value: _Optional[float] = ..., low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
+
+class ArmResult(_message.Message):
+    __slots__ = ("arm", "models", "outcomes", "positives", "positive_rate", "log_loss", "auc", "log_loss_p_value", "positive_rate_p_value", "verdict")
+    ARM_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    POSITIVES_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_RATE_FIELD_NUMBER: _ClassVar[int]
+    LOG_LOSS_FIELD_NUMBER: _ClassVar[int]
+    AUC_FIELD_NUMBER: _ClassVar[int]
+    LOG_LOSS_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_RATE_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    arm: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    outcomes: int
+    positives: int
+    positive_rate: Estimate
+    log_loss: Estimate
+    auc: Estimate
+    log_loss_p_value: float
+    positive_rate_p_value: float
+    verdict: str
+    def __init__(self, arm: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., outcomes: _Optional[int] = ..., positives: _Optional[int] = ..., positive_rate: _Optional[_Union[Estimate, _Mapping]] = ..., log_loss: _Optional[_Union[Estimate, _Mapping]] = ..., auc: _Optional[_Union[Estimate, _Mapping]] = ..., log_loss_p_value: _Optional[float] = ..., positive_rate_p_value: _Optional[float] = ..., verdict: _Optional[str] = ...) -> None: ...
+
+class RouteExperiment(_message.Message):
+    __slots__ = ("route", "arms")
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    ARMS_FIELD_NUMBER: _ClassVar[int]
+    route: str
+    arms: _containers.RepeatedCompositeFieldContainer[ArmResult]
+    def __init__(self, route: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[ArmResult, _Mapping]]] = ...) -> None: ...
+
+class GetExperimentResponse(_message.Message):
+    __slots__ = ("routes",)
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    routes: _containers.RepeatedCompositeFieldContainer[RouteExperiment]
+    def __init__(self, routes: _Optional[_Iterable[_Union[RouteExperiment, _Mapping]]] = ...) -> None: ...

@@ -70,6 +70,11 @@ class MonitoringStub:
                 request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityRequest.SerializeToString,
                 response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityResponse.FromString,
                 _registered_method=True)
+        self.GetExperiment = channel.unary_unary(
+                '/scoremesh.v1.Monitoring/GetExperiment',
+                request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetExperimentRequest.SerializeToString,
+                response_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetExperimentResponse.FromString,
+                _registered_method=True)
         self.GetWeighting = channel.unary_unary(
                 '/scoremesh.v1.Monitoring/GetWeighting',
                 request_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetWeightingRequest.SerializeToString,
@@ -137,6 +142,14 @@ class MonitoringServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetExperiment(self, request, context):
+        """The arms of each route's traffic split compared on their joined outcomes: rates, log loss and
+        AUC with 95% intervals, tests against the baseline arm, and a verdict per arm.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetWeighting(self, request, context):
         """Online ensemble weighting of a model: whether it learns, the weights each version serves,
         and every weights version written (who, when, from what evidence).
@@ -190,6 +203,11 @@ def add_MonitoringServicer_to_server(servicer, server):
                     servicer.GetQuality,
                     request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityRequest.FromString,
                     response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetQualityResponse.SerializeToString,
+            ),
+            'GetExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperiment,
+                    request_deserializer=scoremesh_dot_v1_dot_monitoring__pb2.GetExperimentRequest.FromString,
+                    response_serializer=scoremesh_dot_v1_dot_monitoring__pb2.GetExperimentResponse.SerializeToString,
             ),
             'GetWeighting': grpc.unary_unary_rpc_method_handler(
                     servicer.GetWeighting,
@@ -392,6 +410,33 @@ class Monitoring:
             '/scoremesh.v1.Monitoring/GetQuality',
             scoremesh_dot_v1_dot_monitoring__pb2.GetQualityRequest.SerializeToString,
             scoremesh_dot_v1_dot_monitoring__pb2.GetQualityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scoremesh.v1.Monitoring/GetExperiment',
+            scoremesh_dot_v1_dot_monitoring__pb2.GetExperimentRequest.SerializeToString,
+            scoremesh_dot_v1_dot_monitoring__pb2.GetExperimentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -97,3 +97,15 @@ def test_an_incident_stays_open_for_keep_firing_s_after_its_rule_last_fired(tmp_
     clock.now += 0.5
     (resolved,) = alerting.evaluate({})
     assert (resolved.status, resolved.resolved_at, resolved.last_seen, resolved.count) == ("resolved", 1030.0, 1000.0, 1)
+
+
+def test_a_rule_with_for_s_fires_only_once_its_condition_held_that_long():
+    slow = AlertRule("slow", "instance_latency_ratio", "gt", 3.0, for_s=10.0)
+    evaluator = RuleEvaluator([slow])
+    high = {"instance:i-2": {"instance_latency_ratio": 3.5}}
+    assert evaluator.firing(high, 100.0) == []  # pending
+    assert evaluator.firing(high, 109.9) == []
+    assert evaluator.firing({"instance:i-2": {"instance_latency_ratio": 2.0}}, 110.0) == []  # a dip starts it over
+    assert evaluator.firing(high, 111.0) == [] and evaluator.firing(high, 120.5) == []
+    assert evaluator.firing(high, 121.0) == [(slow, "instance:i-2", 3.5)]
+    assert evaluator.firing({}, 122.0) == [] and evaluator.firing(high, 123.0) == []  # gone quiet: pending again from scratch

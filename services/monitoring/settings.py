@@ -57,8 +57,9 @@ DEFAULT_RULES = [
                     keep_firing_s=30.0),
     AlertRuleConfig(name="instance_slow", signal="instance_latency_ratio", op="gt", threshold=3.0, severity="high", for_s=10.0,
                     keep_firing_s=30.0),
-    # Beaten by hedges to its peers on 30% more of the calls sent to it first than they are: it stalls.
-    AlertRuleConfig(name="instance_stalls", signal="instance_outrun_excess", op="gt", threshold=0.3, severity="high", for_s=10.0,
+    # Beaten by hedges to its peers on 20 points more of the calls sent to it first than they are
+    # (peers differ by a few points): it stalls.
+    AlertRuleConfig(name="instance_stalls", signal="instance_outrun_excess", op="gt", threshold=0.2, severity="high", for_s=10.0,
                     keep_firing_s=30.0),
     # The month the current spend projects, against monthly_budget (target "mesh"; only with a budget).
     AlertRuleConfig(name="budget_70", signal="budget_used", op="gt", threshold=0.70, severity="medium", target="mesh"),

@@ -248,7 +248,7 @@ def calls_served(address: str) -> int:
 def test_a_stalled_replica_is_ejected_from_routing_and_readmitted_once_its_alert_resolves(mesh):
     router, recovery, monitoring, stalled = mesh["router"], mesh["recovery"], mesh["monitoring"], mesh["inference-2"]
     ejected = readmitted = None
-    load = Load(router.address, 8, 25.0)
+    load = Load(router.address, 8, 35.0)
     load.start()
     time.sleep(2.0)
     # Stopped for 95 ms of every 100 (a CPU-starved or paging process): calls wait in its socket
@@ -257,7 +257,7 @@ def test_a_stalled_replica_is_ejected_from_routing_and_readmitted_once_its_alert
     started = time.monotonic()
     throttle.start()
     try:
-        while ejected is None and time.monotonic() - started < 30:
+        while ejected is None and time.monotonic() - started < 40:  # the rules hold 10 s (for_s) before they fire
             ejected = next((a for a in actions(recovery.address) if a.action == "eject_instance" and a.instance_id == stalled.instance_id), None)
             time.sleep(0.2)
     finally:
@@ -270,7 +270,7 @@ def test_a_stalled_replica_is_ejected_from_routing_and_readmitted_once_its_alert
     found = {i.rule: i for i in incidents(monitoring.address) if i.target == f"instance:{stalled.instance_id}"}
     assert ejected.trigger.removeprefix("alert:") in found and set(found) <= {"instance_stalls", "instance_slow"}, found
     outlier = found[ejected.trigger.removeprefix("alert:")]
-    assert outlier.value > {"instance_stalls": 0.3, "instance_slow": 3.0}[outlier.rule]
+    assert outlier.value > {"instance_stalls": 0.2, "instance_slow": 3.0}[outlier.rule]
     # Out of every balancer's resolution: no more calls reach it (in-flight ones and a resolution
     # cached for 0.5 s drain first).
     time.sleep(1.5)
@@ -279,7 +279,7 @@ def test_a_stalled_replica_is_ejected_from_routing_and_readmitted_once_its_alert
     assert calls_served(stalled.address) == before
     # Nothing reaches it; its alert resolves once its calls aged out of the window (20 s) and the
     # rule's keep_firing_s (30 s) passed; it is let back in.
-    while readmitted is None and time.monotonic() - started < 90:
+    while readmitted is None and time.monotonic() - started < 120:
         readmitted = next((a for a in actions(recovery.address) if a.action == "readmit_instance" and a.instance_id == stalled.instance_id), None)
         time.sleep(0.5)
     readmitted_after = time.monotonic() - started

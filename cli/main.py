@@ -29,11 +29,22 @@ def _settings(args: argparse.Namespace) -> MeshSettings:
 
 # ---------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
+    from training.quality_gate import QualityThresholds
     from training.train import DataQualityError, TrainOptions, train
 
     settings = _settings(args)
     try:
-        written = train(settings.model_repository, settings.feature_dir, TrainOptions(rows=args.rows, seed=args.seed, force=args.force))
+        limits = []
+        for item in args.max_imbalance:
+            label, _, ratio = item.partition("=")
+            try:
+                limits.append((label, float(ratio)))
+            except ValueError:
+                print(f"scoremesh: --max-imbalance: LABEL=RATIO, e.g. click=100 (got {item[:40]!r})", file=sys.stderr)
+                return 2
+        quality = QualityThresholds(label_imbalance=tuple(limits))
+        written = train(settings.model_repository, settings.feature_dir,
+                        TrainOptions(rows=args.rows, seed=args.seed, force=args.force, quality=quality))
     except DataQualityError as error:
         print(f"scoremesh: {error}", file=sys.stderr)
         return 1
@@ -218,9 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=cmd_weights)
 
     train = with_state(sub.add_parser("train", help="train the ensembles and write new versions"))
-    train.add_argument("--rows", type=int, default=30_000)
+    train.add_argument("--rows", type=int, default=150_000)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--force", action="store_true", help="train even if the data-quality gate fails")
+    train.add_argument("--max-imbalance", action="append", default=[], metavar="LABEL=RATIO",
+                       help="the data-quality gate's class-imbalance limit for one label (default 10 for every label), e.g. click=100")
     train.set_defaults(func=cmd_train)
 
     bench = with_state(sub.add_parser("bench", help="load tests against the floor of bare gRPC; prints throughput and latency"))

@@ -20,13 +20,27 @@ class QualityThresholds:
     """A numeric column with a larger share of IQR outliers fails (heavy tails such as bids and
     click counts legitimately reach a few percent)."""
     max_imbalance: float = 10.0
-    """A label whose majority class outnumbers the minority by more than this fails."""
+    """A label whose majority class outnumbers the minority by more than this fails, unless
+    `label_imbalance` sets its own limit."""
+    label_imbalance: tuple[tuple[str, float], ...] = ()
+    """Per-label limits, e.g. (("click", 100.0),): real click data is 30-100:1, and
+    conversions rarer still, so one limit for every label would refuse them or wave
+    anything through."""
+
+    def imbalance_limit(self, label: str) -> tuple[float, str]:
+        """(the limit for `label`, where it comes from: "label_imbalance[click]" or "max_imbalance")."""
+        for name, limit in self.label_imbalance:
+            if name == label:
+                return limit, f"label_imbalance[{name}]"
+        return self.max_imbalance, "max_imbalance"
 
 
 @dataclass
 class QualityReport:
     problems: list[str] = field(default_factory=list)
     stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    limits: dict[str, str] = field(default_factory=dict)
+    """Which limit applied where it can differ per column or label."""
 
     @property
     def passed(self) -> bool:
@@ -34,7 +48,8 @@ class QualityReport:
 
     def __str__(self) -> str:
         head = "data quality: passed" if self.passed else f"data quality: FAILED ({len(self.problems)} problems)"
-        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+        limits = "; ".join(f"{name} {limit}" for name, limit in self.limits.items())
+        return "\n".join([head + (f" (imbalance limits: {limits})" if limits else ""), *(f"  - {p}" for p in self.problems)])
 
 
 def check(batch: RawBatch, labels: dict[str, np.ndarray], thresholds: QualityThresholds = QualityThresholds()) -> QualityReport:
@@ -64,7 +79,9 @@ def check(batch: RawBatch, labels: dict[str, np.ndarray], thresholds: QualityThr
         positives = float(np.sum(y > 0.5))
         negatives = float(len(y) - positives)
         ratio = max(positives, negatives) / max(min(positives, negatives), 1.0)
-        report.stats.setdefault(f"label:{label}", {})["imbalance"] = ratio
-        if ratio > thresholds.max_imbalance:
-            report.problems.append(f"label {label}: class imbalance {ratio:.1f}:1 (max {thresholds.max_imbalance:g}:1)")
+        limit, source = thresholds.imbalance_limit(label)
+        report.stats.setdefault(f"label:{label}", {}).update(imbalance=ratio, imbalance_limit=limit)
+        report.limits[f"label:{label}"] = f"{limit:g}:1 ({source})"
+        if ratio > limit:
+            report.problems.append(f"label {label}: class imbalance {ratio:.1f}:1 (max {limit:g}:1, {source})")
     return report

@@ -45,6 +45,9 @@ class World:
     ad_appeal: dict[str, float]
     user_activity: dict[str, float]
     store_tables: dict[str, dict[str, dict[str, float]]]
+    ad_history: dict[str, tuple[int, int]] = None  # type: ignore[assignment]
+    """ad -> (clicks, impressions) behind its historical CTR: what observable_probabilities
+    conditions the ad's appeal on."""
 
 
 def make_world(seed: int = 0) -> World:
@@ -61,19 +64,67 @@ def make_world(seed: int = 0) -> World:
         "ad": {f"ad{i}": {"ad_ctr": round(float(c / n), 6)} for i, (c, n) in enumerate(zip(clicks, impressions))},
         "user": {f"u{i}": {"user_clicks_7d": float(k)} for i, k in enumerate(clicks_7d)},
     }
-    return World(ads, users, tables)
+    history = {f"ad{i}": (int(c), int(n)) for i, (c, n) in enumerate(zip(clicks, impressions))}
+    return World(ads, users, tables, history)
 
 
 def true_probabilities(batch: RawBatch, world: World) -> dict[str, np.ndarray]:
     """The ground-truth probability of each label for each row."""
+    appeal = _lookup(batch.ad_id, world.ad_appeal)
+    activity = _lookup(batch.user_id, world.user_activity)
+    return {label: _sigmoid(z) for label, z in _logits(batch, appeal, activity).items()}
+
+
+APPEAL_GRID = np.linspace(-3.0, 3.0, 61)
+ACTIVITY_GRID = np.linspace(0.02, 6.0, 60)
+
+
+def _posterior_grid(log_likelihood: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
+    log_post = log_likelihood + log_prior
+    post = np.exp(log_post - log_post.max(axis=-1, keepdims=True))
+    return post / post.sum(axis=-1, keepdims=True)
+
+
+def observable_probabilities(batch: RawBatch, world: World, chunk: int = 2048) -> dict[str, np.ndarray]:
+    """The best any model can do from what the data carries: each label's probability averaged
+    over what an ad's appeal and a user's activity may be given the store's observations of them
+    (the ad's clicks over its impressions, the user's clicks over 7 days; posteriors on grids).
+    The ground truth uses the latent traits themselves, which no feature carries exactly, so
+    its AUC is above what any model of these features can reach; this is the reachable optimum."""
+    clicks, impressions = (np.array([world.ad_history.get(a, (0, 0))[k] for a in batch.ad_id], dtype=np.float64) for k in (0, 1))
+    base = _sigmoid(-1.7 + APPEAL_GRID)  # [G] the click rate behind the ad's history at each appeal
+    appeal_post = _posterior_grid(clicks[:, None] * np.log(base) + (impressions - clicks)[:, None] * np.log1p(-base),
+                                  -0.5 * (APPEAL_GRID / 0.6) ** 2)  # prior N(0, 0.6^2)
+    seen = np.nan_to_num(batch.user_clicks_7d.astype(np.float64), nan=-1.0)
+    rate = 3.0 * ACTIVITY_GRID  # clicks over 7 days ~ Poisson(3 x activity); prior Gamma(2, scale 0.5)
+    activity_post = np.where(seen[:, None] >= 0,
+                             _posterior_grid(np.maximum(seen, 0)[:, None] * np.log(rate) - rate, np.log(ACTIVITY_GRID) - 2 * ACTIVITY_GRID),
+                             _posterior_grid(np.zeros((1, len(ACTIVITY_GRID))), np.log(ACTIVITY_GRID) - 2 * ACTIVITY_GRID))
+    zero = np.zeros(len(batch))
+    out = {label: np.empty(len(batch)) for label in LABELS}
+    for start in range(0, len(batch), chunk):
+        rows = slice(start, start + chunk)
+        part = batch.take(np.arange(start, min(start + chunk, len(batch))))
+        n = len(part)
+        # Each label's logit is base + (its appeal term) + (its activity term): evaluate on the grid.
+        at_zero = _logits(part, zero[:n], zero[:n])
+        by_appeal = [_logits(part, np.full(n, a), zero[:n]) for a in APPEAL_GRID]
+        by_activity = [_logits(part, zero[:n], np.full(n, u)) for u in ACTIVITY_GRID]
+        for label in LABELS:
+            appeal_terms = np.stack([z[label] - at_zero[label] for z in by_appeal], axis=1)
+            activity_terms = np.stack([z[label] - at_zero[label] for z in by_activity], axis=1)
+            z = at_zero[label][:, None, None] + appeal_terms[:, :, None] + activity_terms[:, None, :]
+            out[label][rows] = np.einsum("nij,ni,nj->n", _sigmoid(z), appeal_post[rows], activity_post[rows])
+    return out
+
+
+def _logits(batch: RawBatch, appeal: np.ndarray, activity: np.ndarray) -> dict[str, np.ndarray]:
     hour = np.nan_to_num(batch.hour, nan=12.0)
     age = (np.nan_to_num(batch.age, nan=38.0) - 32.0) / 20.0
     working_hours = ((hour >= 9) & (hour <= 17)).astype(np.float64)
     evening = ((hour >= 18) & (hour <= 22)).astype(np.float64)
     quality = batch.quality_score - 0.5
     log_bid = np.log1p(batch.bid_amount)
-    appeal = _lookup(batch.ad_id, world.ad_appeal)
-    activity = _lookup(batch.user_id, world.user_activity)
     search_on_search = ((batch.page_type == "search") & (batch.data_type == "search")).astype(np.float64)
     device = _lookup(batch.device_type, {"mobile": 0.35, "desktop": 0.0, "tablet": -0.2})
     page = _lookup(batch.page_type, {"search": 0.4, "content": -0.1, "social": 0.1})
@@ -96,7 +147,7 @@ def true_probabilities(batch: RawBatch, world: World) -> dict[str, np.ndarray]:
         + 0.4 * (batch.device_type == "mobile") - 0.5 * age + 0.3 * np.sin(2 * np.pi * hour / 24.0)
         + 0.6 * activity
     )
-    return {"click": _sigmoid(click), "conversion": _sigmoid(conversion), "engagement": _sigmoid(engagement)}
+    return {"click": click, "conversion": conversion, "engagement": engagement}
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,15 @@ def test_each_rule_fails_with_a_clear_problem():
     assert report.problems == [
         "column age: 15.0% missing (max 10%)",
         "column bid_amount: 20.0% IQR outliers (x1.5; max 10%)",
-        "label click: class imbalance 19.0:1 (max 10:1)",
+        "label click: class imbalance 19.0:1 (max 10:1, max_imbalance)",
     ]
-    assert str(report).startswith("data quality: FAILED (3 problems)")
+    assert str(report).startswith("data quality: FAILED (3 problems) (imbalance limits: label:click 10:1 (max_imbalance))")
+
+
+def test_a_label_can_have_its_own_imbalance_limit_and_the_report_says_which_applied():
+    data = generate(2000, seed=2)
+    rare = {"click": np.r_[np.ones(20), np.zeros(1980)], "conversion": np.r_[np.ones(20), np.zeros(1980)]}  # 99:1 each
+    report = check(data.batch, rare, QualityThresholds(label_imbalance=(("click", 100.0),)))
+    assert report.problems == ["label conversion: class imbalance 99.0:1 (max 10:1, max_imbalance)"]
+    assert report.limits == {"label:click": "100:1 (label_imbalance[click])", "label:conversion": "10:1 (max_imbalance)"}
+    assert report.stats["label:click"] == {"imbalance": 99.0, "imbalance_limit": 100.0}

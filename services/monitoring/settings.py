@@ -61,6 +61,9 @@ DEFAULT_RULES = [
     # (peers differ by a few points): it stalls.
     AlertRuleConfig(name="instance_stalls", signal="instance_outrun_excess", op="gt", threshold=0.2, severity="high", for_s=10.0,
                     keep_firing_s=30.0),
+    # Model quality from feedback (quality_window_s, once quality_min_labelled outcomes are in it):
+    # log loss up 10% against an hour ago. Watched, not acted on: the fix is a retrain or a rollback.
+    AlertRuleConfig(name="log_loss_up", signal="log_loss", op="pct_increase", threshold=10.0, window_s=3600.0, severity="medium"),
     # The month the current spend projects, against monthly_budget (target "mesh"; only with a budget).
     AlertRuleConfig(name="budget_70", signal="budget_used", op="gt", threshold=0.70, severity="medium", target="mesh"),
     AlertRuleConfig(name="budget_80", signal="budget_used", op="gt", threshold=0.80, severity="high", target="mesh"),

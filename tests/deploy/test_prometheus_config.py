@@ -28,7 +28,7 @@ def test_local_scrape_config_is_valid():
 def test_alert_and_recording_rules_are_valid():
     result = _promtool("check", "rules", str(PROMETHEUS / "rules.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
 
 
 def test_the_alerts_fire_as_their_unit_tests_say():

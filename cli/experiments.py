@@ -9,9 +9,9 @@ import sys
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from cli.instances import first_address
 from mesh import tls
 from mesh.config import MeshSettings
-from mesh.discovery import open_registry
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
 
 
@@ -22,11 +22,10 @@ def _estimate(e) -> str:
 
 
 def show(settings: MeshSettings, route: str, window_s: float, as_json: bool) -> int:
-    monitors = open_registry(settings).resolve("monitoring")
-    if not monitors:
-        print(f"scoremesh: no healthy monitoring instance (is `scoremesh up` running with state in {settings.state_dir}?)", file=sys.stderr)
+    address = first_address(settings, "monitoring")
+    if address is None:
         return 1
-    with tls.Channels(tls.for_cli(settings)).sync(monitors[0].address) as channel:
+    with tls.Channels(tls.for_cli(settings)).sync(address) as channel:
         try:
             response = monitoring_pb2_grpc.MonitoringStub(channel).GetExperiment(
                 monitoring_pb2.GetExperimentRequest(route=route, window_seconds=window_s), timeout=30)

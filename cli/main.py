@@ -129,6 +129,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(_settings(args), args.requests, args.candidates, args.concurrency, args.seed, args.shift_after)
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from cli.models import change, list_models
+
+    settings = _settings(args)
+    if args.models_command == "list":
+        return list_models(settings)
+    if args.models_command == "promote":
+        return change(settings, "promote_version", f"{args.model}:{args.version}", args.reason, args.dry_run)
+    return change(settings, "rollback_promotion", args.model, args.reason, args.dry_run)
+
+
 def cmd_experiments(args: argparse.Namespace) -> int:
     from cli.experiments import show
 
@@ -205,6 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=1, help="seed of the requests and outcomes (request ids are sim-<seed>-<n>)")
     simulate.add_argument("--shift-after", type=int, default=None, help="the click model drifts after this many requests")
     simulate.set_defaults(func=cmd_simulate)
+
+    models = sub.add_parser("models", help="model versions and their stages: staging, production, archived")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    with_state(models_sub.add_parser("list", help="every version, its state on a replica and its stage")).set_defaults(func=cmd_models)
+    promote = with_state(models_sub.add_parser("promote", help="make a staging version production, through the gate (admin token)"))
+    promote.add_argument("model")
+    promote.add_argument("version")
+    rollback = with_state(models_sub.add_parser("rollback", help="make the previous production version production again (admin token)"))
+    rollback.add_argument("model")
+    for command in (promote, rollback):
+        command.add_argument("--reason", default="")
+        command.add_argument("--dry-run", action="store_true", help="check and audit, change nothing")
+        command.set_defaults(func=cmd_models)
 
     experiments = sub.add_parser("experiments", help="A/B and canary splits compared on feedback")
     experiments_sub = experiments.add_subparsers(dest="experiments_command", required=True)

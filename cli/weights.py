@@ -9,20 +9,19 @@ import sys
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from cli.instances import first_address
 from mesh import tls
 from mesh.admin_auth import admin_token
 from mesh.config import MeshSettings
-from mesh.discovery import open_registry
 from scoremesh.v1 import monitoring_pb2, monitoring_pb2_grpc
 
 
 def weights(settings: MeshSettings, action: str, model: str, reason: str = "", as_json: bool = False) -> int:
-    monitors = open_registry(settings).resolve("monitoring")
-    if not monitors:
-        print(f"scoremesh: no healthy monitoring instance (is `scoremesh up` running with state in {settings.state_dir}?)", file=sys.stderr)
+    address = first_address(settings, "monitoring")
+    if address is None:
         return 1
     token = admin_token(settings.admin_token, settings.state_dir)
-    with tls.Channels(tls.for_cli(settings)).sync(monitors[0].address) as channel:
+    with tls.Channels(tls.for_cli(settings)).sync(address) as channel:
         stub = monitoring_pb2_grpc.MonitoringStub(channel)
         try:
             if action == "show":

@@ -20,6 +20,9 @@ NON_FINITE_OUTPUT = "NON_FINITE_OUTPUT"
 # stay wire-identical to the ones tritonclient ships.
 MODEL_VERSION_HEADER = "scoremesh-model-version"
 FEATURE_SCHEMA_HEADER = "scoremesh-feature-schema"
+# ... and the stage of every version served, "1=production,2=staging" (domain.models.stages):
+# routers send unpinned traffic to the newest production version.
+VERSION_STAGES_HEADER = "scoremesh-version-stages"
 
 # Protocol datatype -> (NumPy dtype, typed-contents field). FP16 and BF16 travel only as raw
 # bytes (the protocol has no typed field for them); BF16 decodes to its uint16 bit patterns,

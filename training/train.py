@@ -29,6 +29,7 @@ from domain.features.store.sqlite_store import SqliteStore
 from training.synthetic import observable_probabilities, Dataset, generate, make_world
 from domain.models import quality as metrics
 from domain.models.baseline import make_baseline, write_baseline
+from domain.models.stages import stages, write_stage
 from domain.models.repository import load_model, next_version, publish, stage_model, write_config
 
 
@@ -259,7 +260,9 @@ def train(
             "ensemble": {"method": ensemble.method, "vote_threshold": 0.5, **combination},
             "members": members_config,
             "outputs": ["score", "member_scores", "confidence"],
-            "training": {"seed": options.seed, "rows": options.rows, "splits": dict(zip(SPLIT_NAMES, SPLITS)), "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            "training": {"seed": options.seed, "rows": options.rows, "splits": dict(zip(SPLIT_NAMES, SPLITS)),
+                         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         "data_quality": {"passed": report.passed, "problems": list(report.problems)}},
             "metrics": {"members": member_metrics},
         }
         staging = stage_model(repo, config, state)
@@ -272,6 +275,11 @@ def train(
         config["metrics"]["observable_optimum"] = metrics.summary(y_test.numpy(), observable[ensemble.label])
         write_config(staging, config)
         write_baseline(staging, make_baseline(x_test.numpy(), score, seed=options.seed))  # what drift is measured against
+        # A model's first version serves at once; later ones wait in staging for promotion (the
+        # stage is written before the version becomes visible, so no poller sees it without one).
+        first = "production" not in stages(repo / ensemble.name).values()
+        write_stage(staging, "production" if first else "staging",
+                    "the model's first version" if first else "trained: serves through a split or shadow until promoted")
         path = publish(staging)
         progress(
             f"wrote {ensemble.name} v{version}: test AUC {config['metrics']['ensemble']['auc']:.4f}, "

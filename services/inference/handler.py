@@ -15,6 +15,7 @@ import time
 import numpy as np
 import torch
 
+from domain.models.stages import read_stage
 from domain.errors import InvalidArgument, MeshError, ModelError, NotFound, quote
 from domain.inference_protocol import FEATURE_SCHEMA_PARAMETER, INPUT_NAME, MEMBER_NAMES_PARAMETER, NON_FINITE_OUTPUT, OUTPUT_NAMES
 from mesh.admin_auth import check_bearer
@@ -111,6 +112,7 @@ class InferenceHandler:
                 TensorSpec("confidence", "FP32", (-1,)),
             ),
             feature_schema=served.feature_schema,
+            stages=tuple((v, read_stage(self.manager.repository / name / v)) for v in sorted(self.manager.served[name], key=int)),
         )
 
     # ---------------------------------------------------------------- inference

@@ -21,6 +21,7 @@ from domain.features.schema_store import SchemaStore
 from domain.inference_protocol import SCHEMA_MISMATCH
 from domain.models.ensemble_weights import WEIGHTED_METHODS, apply_newest, newest_number
 from domain.models.repository import LoadedModel, ModelLoadError, load_model, scan
+from domain.models.stages import read_stage
 from kernels.dispatch import score_ensemble
 from kernels.packing import safe_input_bound
 from services.inference.batching import BatchingPolicy, DynamicBatcher, Outputs, Timing
@@ -175,6 +176,11 @@ class ModelManager:
                     # the ones serving now rather than dropping them.
                     loadable = [v for v in available if self.states.get((name, v), VersionState("")).state != UNAVAILABLE or v in current]
                     wanted = [] if name in self.unloaded else policy.choose(loadable)
+                    # The newest production version serves whatever the policy says of the newest
+                    # ones (they may all be staging, waiting for promotion).
+                    production = [v for v in loadable if read_stage(paths[v]) == "production"]
+                    if wanted and production and production[-1] not in wanted and not policy.specific:
+                        wanted = sorted({*wanted, production[-1]}, key=int)
                     missing = [v for v in wanted if v not in current]
                     if not missing:
                         break

@@ -60,6 +60,8 @@ class ModelMetadata:
     outputs: tuple[TensorSpec, ...]
     feature_schema: str
     """"name/version" of the feature schema this version was trained on."""
+    stages: tuple[tuple[str, str], ...] = ()
+    """(version, stage) of every ready version."""
 
 
 @dataclass(frozen=True)

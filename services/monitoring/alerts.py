@@ -11,13 +11,13 @@ Incidents live in SQLite (the embedded default), so a restart loses none.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from mesh.sqlite_db import Database
 
 OPS = ("gt", "lt", "eq", "ne", "pct_increase")
 _INCIDENT_COLUMNS = "rule, target, severity, message, count, first_seen, last_seen, status, resolved_at, signal, value"
@@ -115,15 +115,14 @@ class IncidentStore:
     """Incidents in SQLite; one open incident per (rule, target)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._lock = threading.Lock()
+        self._database = Database(
+            path,
+            "CREATE TABLE IF NOT EXISTS incidents (id INTEGER PRIMARY KEY, rule TEXT, target TEXT, severity TEXT, message TEXT,"
+            " count INTEGER, first_seen REAL, last_seen REAL, status TEXT, resolved_at REAL)",
+            "CREATE INDEX IF NOT EXISTS open_incidents ON incidents (rule, target, status)",
+        )
+        self._db, self._lock = self._database.connection, self._database.lock
         with self._lock, self._db:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS incidents (id INTEGER PRIMARY KEY, rule TEXT, target TEXT, severity TEXT, message TEXT,"
-                " count INTEGER, first_seen REAL, last_seen REAL, status TEXT, resolved_at REAL)"
-            )
-            self._db.execute("CREATE INDEX IF NOT EXISTS open_incidents ON incidents (rule, target, status)")
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(incidents)")}
             for column, kind in (("signal", "TEXT DEFAULT ''"), ("value", "REAL DEFAULT 0")):
                 if column not in columns:  # a store written before these columns existed

@@ -11,8 +11,6 @@ remembered by id a while longer, so an outcome for one of them is counted late, 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ import numpy as np
 import yaml
 
 from domain.models.repository import CONFIG_FILE
+from mesh.sqlite_db import Database
 
 LABELS = ("click", "conversion", "engagement")
 
@@ -111,16 +110,14 @@ class JoinStore:
     """Joined outcomes in SQLite, one row each; (request_id, ad_id, label) is unique."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS joins (request_id TEXT, ad_id TEXT, label TEXT, positive INTEGER, outcome_at REAL,"
-                " model TEXT, version TEXT, route TEXT, arm TEXT, scored_at REAL, score REAL, members TEXT,"
-                " PRIMARY KEY (request_id, ad_id, label))"
-            )
-            self._db.execute("CREATE INDEX IF NOT EXISTS joins_by_time ON joins (outcome_at)")
+        self._database = Database(
+            path,
+            "CREATE TABLE IF NOT EXISTS joins (request_id TEXT, ad_id TEXT, label TEXT, positive INTEGER, outcome_at REAL,"
+            " model TEXT, version TEXT, route TEXT, arm TEXT, scored_at REAL, score REAL, members TEXT,"
+            " PRIMARY KEY (request_id, ad_id, label))",
+            "CREATE INDEX IF NOT EXISTS joins_by_time ON joins (outcome_at)",
+        )
+        self._db, self._lock = self._database.connection, self._database.lock
 
     def add(self, joined: list[Joined]) -> list[bool]:
         """Insert each; False for one joined before (a duplicate)."""

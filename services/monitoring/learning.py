@@ -9,8 +9,6 @@ rollback writes the trained weights again as a new version and switches learning
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from domain.errors import FailedPrecondition, NotFound
 from domain.models.ensemble_weights import WEIGHTED_METHODS, WeightsVersion, history, write_version
 from domain.models.online_weights import LearnerSettings, OnlineWeights, log_loss_of
 from domain.models.repository import CONFIG_FILE, version_dirs
+from mesh.sqlite_db import Database
 from services.monitoring.feedback import Joined
 
 log = logging.getLogger(__name__)
@@ -66,11 +65,11 @@ class SwitchStore:
     """Which models learn, with who switched them and why (SQLite)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute("CREATE TABLE IF NOT EXISTS weighting (model TEXT PRIMARY KEY, enabled INTEGER, changed_at REAL, reason TEXT)")
+        self._database = Database(
+            path,
+            "CREATE TABLE IF NOT EXISTS weighting (model TEXT PRIMARY KEY, enabled INTEGER, changed_at REAL, reason TEXT)",
+        )
+        self._db, self._lock = self._database.connection, self._database.lock
 
     def set(self, model: str, enabled: bool, reason: str) -> None:
         with self._lock, self._db:

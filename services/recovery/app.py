@@ -17,6 +17,7 @@ from services.recovery.clients import AlertSubscriptions, FeatureCaches, Inferen
 from services.recovery.policies import Gate
 from services.recovery.recoverer import Recoverer
 from services.recovery.ejections import Ejections
+from services.recovery.promotion import PromotionGate, PromotionPolicy
 from services.recovery.responder import AlertResponder, EjectionControl, RoutingControl
 from services.recovery.rollbacks import Rollbacks
 from services.recovery.route_switch import Switches
@@ -139,6 +140,9 @@ async def setup(runtime: ServiceRuntime, settings: RecoverySettings) -> None:
         add_replica=None if settings.restarts_by == "orchestrator" else add_replica,
         routing=RoutingControl(get_routing, apply_routing), switches=switches, clear_cache=caches.clear,
         ejection=EjectionControl(eject, readmit), ejections=ejections, eject_s=settings.eject_s,
+        promotion=PromotionGate(settings.model_repository, PromotionPolicy(
+            settings.promotion_min_auc, settings.promotion_max_log_loss, settings.promotion_max_calibration_error,
+            settings.promotion_max_p99_ms, settings.promotion_margin), replicas.probe),
     )
     alerts = AlertSubscriptions(runtime.registry, runtime.channels, responder.on_alert)
 

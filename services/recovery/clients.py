@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+
+import numpy as np
 
 import grpc
 
 from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
 from mesh.discovery import Registry
+from mesh.inference_client import encode_request
 from mesh.tls import Channels
 from scoremesh.v1 import features_pb2, features_pb2_grpc, monitoring_pb2, monitoring_pb2_grpc
 from services.recovery.policies import Alert
@@ -86,6 +90,30 @@ class InferenceReplicas(_PerAddress):
             return None
 
         return [p for p in await asyncio.gather(*(one(*r) for r in await self._replicas())) if p]
+
+    async def probe(self, model: str, version: str, rows: np.ndarray, requests: int = 200, concurrency: int = 4) -> float:
+        """p99 latency in ms of `requests` ModelInfer calls of `rows` pinned to the version, on the
+        first replica that serves it (the promotion gate's load probe); inf if none serves it."""
+        serving = set(await self.serving(model, version))
+        replica = next((stub for instance_id, stub in await self._replicas() if instance_id in serving), None)
+        if replica is None:
+            return float("inf")
+        request = encode_request(model, rows, "promotion-probe", version)
+        latencies: list[float] = []
+        remaining = iter(range(requests))
+
+        async def caller() -> None:
+            for _ in remaining:
+                started = time.perf_counter()
+                try:
+                    await replica.ModelInfer(request, timeout=CALL_TIMEOUT_S)
+                except grpc.aio.AioRpcError:
+                    latencies.append(float("inf"))  # a failed call fails the probe
+                    continue
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+        return float(np.percentile(latencies, 99)) if latencies else float("inf")
 
     def control(self) -> VersionControl:
         return VersionControl(self.hold, self.serving, self.release)

@@ -9,7 +9,8 @@ from scoremesh.v1 import recovery_pb2
 from services.recovery.audit import AuditEntry
 from services.recovery.recoverer import ACTIONS, Tracked
 
-TARGET_ACTIONS = ("rollback_version", "release_version", "scale_up", "switch_model", "switch_back", "clear_cache")
+TARGET_ACTIONS = ("rollback_version", "release_version", "scale_up", "switch_model", "switch_back", "clear_cache", "promote_version",
+                  "rollback_promotion")
 """Actions on a target (`model:version`; a service for scale_up; a model for switch_*; "features" for
 clear_cache) rather than an instance."""
 

@@ -4,10 +4,10 @@ restart in between must not leave an instance out for good). No gRPC here."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from mesh.sqlite_db import Database
 
 
 @dataclass(frozen=True)
@@ -19,11 +19,11 @@ class Ejection:
 
 class Ejections:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute("CREATE TABLE IF NOT EXISTS ejections (instance_id TEXT PRIMARY KEY, reason TEXT, until REAL)")
+        self._database = Database(
+            path,
+            "CREATE TABLE IF NOT EXISTS ejections (instance_id TEXT PRIMARY KEY, reason TEXT, until REAL)",
+        )
+        self._db, self._lock = self._database.connection, self._database.lock
 
     def add(self, ejection: Ejection) -> None:
         with self._lock, self._db:

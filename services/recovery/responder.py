@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from domain.errors import FailedPrecondition, InvalidArgument, MeshError, NotFound, quote
 from services.recovery.audit import AuditEntry, AuditLog
 from services.recovery.policies import Alert, Gate, classify
+from services.recovery.promotion import PromotionGate
 from services.recovery.rollbacks import RolledBack, Rollbacks, parse_version_target
 from services.recovery.ejections import Ejection, Ejections
 from services.recovery.route_switch import Switches, back, to_fallback
@@ -68,10 +69,11 @@ class AlertResponder:
                  latency_limit_ms: float = 10_000.0, add_replica: AddReplica | None = None,
                  routing: RoutingControl | None = None, switches: Switches | None = None,
                  clear_cache: ClearCache | None = None, ejection: EjectionControl | None = None,
-                 ejections: Ejections | None = None, eject_s: float = 120.0) -> None:
+                 ejections: Ejections | None = None, eject_s: float = 120.0, promotion: PromotionGate | None = None) -> None:
         self.policies, self.gate, self.audit, self.rollbacks, self.versions = policies, gate, audit, rollbacks, versions
         self.add_replica, self.routing, self.switches, self.clear_cache_on = add_replica, routing, switches, clear_cache
         self.ejection, self.ejections, self.eject_s = ejection, ejections, eject_s
+        self.promotion = promotion
         self.attempts, self.backoff_s, self.verify_timeout_s, self.poll_s = attempts, backoff_s, verify_timeout_s, poll_s
         self.latency_limit_ms = latency_limit_ms
         self.running: set[asyncio.Task] = set()
@@ -280,6 +282,8 @@ class AlertResponder:
     async def trigger(self, action: str, target: str, reason: str, dry_run: bool = False) -> AuditEntry:
         """Recovery/Trigger for version actions — rollback_version or release_version of
         `model:version` —, scale_up of a service, switch_model / switch_back of a model."""
+        if action in ("promote_version", "rollback_promotion"):
+            return await self._promotion(action, target, reason, dry_run)
         if action == "clear_cache":
             if dry_run:
                 return self._audit(action, "features", reason, "dry run: would clear the features cache", 0.0, "manual", dry_run=True,
@@ -316,6 +320,23 @@ class AlertResponder:
         problems = await self.versions.release(model)
         outcome = f"failed: {'; '.join(problems)}" if problems else f"succeeded: {model} loaded again on every replica"
         return self._audit(action, target, reason, outcome, time.monotonic() - started, "manual")
+
+    async def _promotion(self, action: str, target: str, reason: str, dry_run: bool) -> AuditEntry:
+        """promote_version of `model:version` through the gate, or rollback_promotion of a model."""
+        if self.promotion is None:
+            raise FailedPrecondition("action: no model repository to keep stages in (promotion is not run here)")
+        started = time.monotonic()
+        if action == "promote_version":
+            try:
+                model, version = parse_version_target(target)
+            except ValueError as error:
+                raise InvalidArgument(f"target: {error}") from None
+            outcome = await self.promotion.promote(model, version, reason, dry_run)
+        else:
+            if not target or ":" in target or "/" in target:
+                raise InvalidArgument(f"target: a model's name (got {quote(target)})")
+            outcome = await self.promotion.rollback(target, reason, dry_run)
+        return self._audit(action, target, reason, outcome, time.monotonic() - started, "manual", dry_run=dry_run)
 
     def _audit(self, action: str, target: str, reason: str, outcome: str, duration_s: float, trigger: str,
                dry_run: bool = False, service: str = "inference") -> AuditEntry:

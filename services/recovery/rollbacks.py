@@ -4,10 +4,10 @@ serving the version. Lifted by hand (Recovery/Trigger release_version). No gRPC 
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from mesh.sqlite_db import Database
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,11 @@ def parse_version_target(target: str) -> tuple[str, str]:
 
 class Rollbacks:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute("CREATE TABLE IF NOT EXISTS rollbacks (model TEXT, version TEXT, reason TEXT, since REAL,"
-                             " PRIMARY KEY (model, version))")
+        self._database = Database(
+            path,
+            "CREATE TABLE IF NOT EXISTS rollbacks (model TEXT, version TEXT, reason TEXT, since REAL, PRIMARY KEY (model, version))",
+        )
+        self._db, self._lock = self._database.connection, self._database.lock
 
     def add(self, entry: RolledBack) -> None:
         with self._lock, self._db:

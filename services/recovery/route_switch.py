@@ -4,13 +4,13 @@ recovery still knows what to switch back. No gRPC here."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from mesh.sqlite_db import Database
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,11 @@ class Switches:
     """The switches in effect, by primary model."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute("CREATE TABLE IF NOT EXISTS route_switches (route TEXT PRIMARY KEY, primary_model TEXT, fallback TEXT, since REAL)")
+        self._database = Database(
+            path,
+            "CREATE TABLE IF NOT EXISTS route_switches (route TEXT PRIMARY KEY, primary_model TEXT, fallback TEXT, since REAL)",
+        )
+        self._db, self._lock = self._database.connection, self._database.lock
 
     def add(self, switches: list[Switch]) -> None:
         with self._lock, self._db:

@@ -48,6 +48,17 @@ class RecoverySettings(MeshSettings):
     """scale_up starts replicas through the local supervisor up to this many per service (under
     an orchestrator, replicas are its autoscaler's)."""
 
+    promotion_min_auc: float = Field(default=0.6, ge=0, le=1)
+    """The promotion gate: a version's test AUC must reach this..."""
+    promotion_max_log_loss: float = Field(default=0.69, gt=0)
+    """...its test log loss stay under this (0.69: no better than a coin)..."""
+    promotion_max_calibration_error: float = Field(default=0.05, ge=0)
+    """...its calibration error under this..."""
+    promotion_max_p99_ms: float = Field(default=100.0, gt=0)
+    """...the p99 of a 200-call load probe against a replica serving it under this..."""
+    promotion_margin: float = Field(default=0.01, ge=0)
+    """...and it may be worse than production by at most this: AUC points, log loss relative."""
+
     eject_s: float = Field(default=120.0, gt=0)
     """An instance eject_instance took out of resolution is readmitted when its alert resolves
     (its calls aged out of monitoring's alert window, plus the rule's keep_firing_s: 90 s by

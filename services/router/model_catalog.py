@@ -3,10 +3,11 @@ on, and which inference replicas serve it. No gRPC here: listing replicas and de
 model on one replica (its ModelMetadata) are injected.
 
 Every replica is described (ModelMetadata: the versions it serves, and per version the feature
-schema, which never changes for a version). The chosen version is the newest one that every
-replica serving the model has, so a request can go to any of them while a new version rolls
-out replica by replica; when the replicas share none, the newest one overall, sent only to the
-replicas that serve it. A choice is reused for `max_age_s`, then refreshed in the background
+schema, which never changes for a version, and its stage). The chosen version is the newest
+production one that every replica serving the model has, so a request can go to any of them
+while a new version rolls out replica by replica; when the replicas share none, the newest
+production one overall, sent only to the replicas that serve it. A staging version answers only
+where a split arm or shadow names it. A choice is reused for `max_age_s`, then refreshed in the background
 while the old one keeps answering; `invalidate` (a replica refused the version) forces a fresh
 look on the next request.
 """
@@ -34,6 +35,8 @@ class ModelDescription:
     """The version described."""
     feature_schema: str
     """"name/version" that version was trained on."""
+    stages: tuple[tuple[str, str], ...] = ()
+    """(version, stage) of every version it serves; a version it does not name is production."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class ModelCatalog:
         self.max_age_s = max_age_s
         self._served: dict[str, tuple[float, dict[str, frozenset[str]]]] = {}  # model -> (when, address -> versions)
         self._schemas: dict[tuple[str, str], str] = {}  # (model, version) -> feature schema
+        self._stages: dict[str, dict[str, str]] = {}  # model -> version -> stage (absent: production)
         self._choices: dict[tuple[str, str], ModelChoice] = {}  # from the current view of each model
         self._refreshing: dict[str, asyncio.Task] = {}
 
@@ -109,6 +113,7 @@ class ModelCatalog:
         addresses = await self._replicas()
         answers = await asyncio.gather(*(self._describe(a, model, "") for a in addresses), return_exceptions=True)
         served: dict[str, frozenset[str]] = {}
+        stages: dict[str, str] = {}
         errors: list[BaseException] = []
         for address, answer in zip(addresses, answers):
             if isinstance(answer, BaseException):
@@ -116,13 +121,15 @@ class ModelCatalog:
                 continue
             self._schemas[(model, answer.version)] = answer.feature_schema
             served[address] = frozenset(answer.versions)
+            stages.update(answer.stages)
         if not served:
             if errors and isinstance(errors[0], MeshError):
                 raise errors[0]
             raise Unavailable(f"inference: no healthy replica serves model {model!r}")
-        previous = self._served.get(model)
+        previous, previous_stages = self._served.get(model), self._stages.get(model)
         entry = self._served[model] = (time.monotonic(), served)
-        if previous is None or previous[1] != served:
+        self._stages[model] = stages
+        if previous is None or previous[1] != served or previous_stages != stages:  # a promotion changes the choice too
             for key in [k for k in self._choices if k[0] == model]:
                 del self._choices[key]
         return entry
@@ -135,7 +142,12 @@ class ModelCatalog:
             chosen = version
         else:
             common = frozenset.intersection(*served.values())
-            chosen = max(common or frozenset().union(*served.values()), key=_version_key)
+            candidates = common or frozenset().union(*served.values())
+            # The newest production version; a staging one only where an arm pins it (or, with
+            # no production version served at all, the newest, rather than nothing).
+            stages = self._stages.get(model, {})
+            production = [v for v in candidates if stages.get(v, "production") == "production"]
+            chosen = max(production or candidates, key=_version_key)
         if (model, chosen) not in self._schemas:
             address = next(a for a, versions in served.items() if chosen in versions)
             self._schemas[(model, chosen)] = (await self._describe(address, model, chosen)).feature_schema

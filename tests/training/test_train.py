@@ -11,6 +11,7 @@ from training.quality_gate import QualityThresholds
 
 from domain.models.repository import load_model
 from domain.models.baseline import read_baseline
+from domain.models.stages import stages
 from training.train import ENSEMBLES, DataQualityError, TrainOptions, train
 
 
@@ -43,6 +44,9 @@ def test_training_writes_loadable_versions_close_to_the_ground_truth(tmp_path):
     # A second run on other data writes model version 2 and schema version 2 beside version 1.
     again = train(models, features, TrainOptions(rows=3000, max_epochs=1), ensembles=ENSEMBLES[:1], progress=lambda _: None)
     assert again[0].name == "2" and written[0].is_dir()
+    # The first version serves at once; the next waits in staging until promoted through the gate.
+    assert stages(models / "ctr_ensemble") == {"1": "production", "2": "staging"}
+    assert config["training"]["data_quality"] == {"passed": True, "problems": []}
     assert yaml.safe_load((again[0] / "config.yaml").read_text())["feature_schema"]["version"] == "2"
 
 

@@ -246,3 +246,20 @@ def test_new_ensemble_weights_serve_without_a_reload_and_bad_ones_change_nothing
     assert after_restart == (pytest.approx(learned), 1)
     assert newest == (pytest.approx((0.5 + 3 * b) / 4), 3)
     assert [(v.number, v.source) for v in history(version_dir, ("a", "b"))] == [(1, "online_learner"), (3, "online_learner")]
+
+
+def test_the_newest_production_version_serves_beside_the_newest_staging_ones(tmp_path, feature_dir, dim):
+    from domain.models.stages import write_stage
+
+    write(tmp_path / "repo", dim, 1)  # production (written before stages, or the first)
+    for version in (2, 3):
+        write_stage(write(tmp_path / "repo", dim, version), "staging", "trained")
+
+    async def scenario():
+        manager = ModelManager(tmp_path / "repo", feature_dir, default_policy=VersionPolicy(latest=2))
+        await manager.refresh()
+        served = sorted(manager.served["toy"])
+        await manager.unload_all()
+        return served
+
+    assert run(scenario()) == ["1", "2", "3"]  # latest=2 alone would drop the only production version

@@ -116,3 +116,24 @@ def test_a_request_waiting_on_a_look_gets_its_answer_even_when_another_invalidat
         return await waiting
 
     assert asyncio.run(scenario()).version == "2"  # was a KeyError (INTERNAL to the caller)
+
+
+def test_unpinned_traffic_goes_to_the_newest_production_version_and_a_staging_one_only_when_asked_for():
+    stages = {"1": "archived", "2": "production", "3": "staging"}
+
+    async def replicas():
+        return ["a:1"]
+
+    async def describe(address, model, version):
+        return ModelDescription(("2", "3"), version or "3", SCHEMAS[version or "3"], tuple(stages.items()))
+
+    async def scenario():
+        catalog = ModelCatalog(replicas, describe, max_age_s=0.0)
+        unpinned = await catalog.choose("m")
+        pinned = await catalog.choose("m", "3")  # a canary arm naming the staging version
+        stages["3"], stages["2"] = "production", "archived"  # promoted
+        await catalog.choose("m")  # the stale view answers while the refresh runs
+        await asyncio.sleep(0.01)
+        return unpinned.version, pinned.version, (await catalog.choose("m")).version
+
+    assert asyncio.run(scenario()) == ("2", "3", "3")

@@ -67,13 +67,14 @@ def test_response_round_trip_with_parameters():
         np.testing.assert_array_equal(decoded[tensor.name], tensor.data)
 
 
-def test_model_metadata_carries_version_and_feature_schema_in_headers():
+def test_model_metadata_carries_version_feature_schema_and_stages_in_headers():
     metadata = ModelMetadata("m", "3", ("2", "3"), "scoremesh_ensemble", (TensorSpec("features", "FP32", (-1, 9)),),
-                             (TensorSpec("score", "FP32", (-1,)),), "ads/4")
+                             (TensorSpec("score", "FP32", (-1,)),), "ads/4", (("2", "production"), ("3", "staging")))
     response, headers = converters.model_metadata_to_proto(metadata)
     assert (response.name, list(response.versions), response.platform) == ("m", ["2", "3"], "scoremesh_ensemble")
     assert [(t.name, t.datatype, list(t.shape)) for t in response.inputs] == [("features", "FP32", [-1, 9])]
-    assert dict(headers) == {"scoremesh-model-version": "3", "scoremesh-feature-schema": "ads/4"}
+    assert dict(headers) == {"scoremesh-model-version": "3", "scoremesh-feature-schema": "ads/4",
+                             "scoremesh-version-stages": "2=production,3=staging"}
 
 
 @pytest.mark.parametrize(

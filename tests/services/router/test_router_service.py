@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from domain.features.schema_store import SchemaStore
+from domain.models.stages import write_stage
 from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
 from scoremesh.v1 import router_pb2_grpc
@@ -27,6 +28,7 @@ def state(tmp_path_factory):
     for seed in (0, 1):
         train(state / "models", state / "features", TrainOptions(rows=3000, seed=seed, max_epochs=1), ensembles=ENSEMBLES[:1], progress=lambda _: None)
     assert SchemaStore(state / "features").versions("ads") == ["1", "2"]
+    write_stage(state / "models" / "ctr_ensemble" / "2", "production", "promoted: this test is about a rollout across replicas")
     # Only ctr_ensemble was trained: every request goes there.
     (state / "routing.yaml").write_text("default_route: search\nroutes:\n  search: {ensemble: ctr_ensemble}\n")
     return state

@@ -282,7 +282,7 @@ def train(
                     "the model's first version" if first else "trained: serves through a split or shadow until promoted")
         path = publish(staging)
         progress(
-            f"wrote {ensemble.name} v{version}: test AUC {config['metrics']['ensemble']['auc']:.4f}, "
+            f"wrote {ensemble.name} v{version} ({'production' if first else 'staging: promote with `scoremesh models promote`'}): test AUC {config['metrics']['ensemble']['auc']:.4f}, "
             f"log loss {config['metrics']['ensemble']['log_loss']:.4f} "
             f"(ground truth {config['metrics']['ground_truth']['auc']:.4f}, {config['metrics']['ground_truth']['log_loss']:.4f}; "
             f"reachable from the features {config['metrics']['observable_optimum']['auc']:.4f}, "

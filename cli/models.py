@@ -6,7 +6,7 @@ import sys
 
 import grpc
 
-from domain.inference_protocol import VERSION_STAGES_HEADER
+from domain.inference_protocol import VERSION_STAGES_HEADER, parse_stages_header
 from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
 from cli.instances import first_address
@@ -31,7 +31,7 @@ def list_models(settings: MeshSettings) -> int:
             except grpc.RpcError:
                 continue  # nothing of it serves
             header = dict(call[1].initial_metadata() or ()).get(VERSION_STAGES_HEADER, "")
-            stages.update({(name, v): s for v, s in (pair.split("=", 1) for pair in header.split(",") if "=" in pair)})
+            stages.update({(name, v): s for v, s in parse_stages_header(header)})
     for m in sorted(index.models, key=lambda m: (m.name, int(m.version) if m.version.isdigit() else 0)):
         stage = stages.get((m.name, m.version), "-")
         print(f"{m.name:<17} v{m.version:<4} {stage:<11} {m.state}{f' ({m.reason})' if m.reason else ''}")

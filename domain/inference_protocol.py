@@ -24,6 +24,16 @@ FEATURE_SCHEMA_HEADER = "scoremesh-feature-schema"
 # routers send unpinned traffic to the newest production version.
 VERSION_STAGES_HEADER = "scoremesh-version-stages"
 
+
+def stages_header(stages: tuple[tuple[str, str], ...]) -> str:
+    """(version, stage) pairs as VERSION_STAGES_HEADER carries them."""
+    return ",".join(f"{version}={stage}" for version, stage in stages)
+
+
+def parse_stages_header(text: str) -> tuple[tuple[str, str], ...]:
+    """VERSION_STAGES_HEADER back into (version, stage) pairs (malformed pairs left out)."""
+    return tuple((version, stage) for version, _, stage in (pair.partition("=") for pair in text.split(",")) if version and stage)
+
 # Protocol datatype -> (NumPy dtype, typed-contents field). FP16 and BF16 travel only as raw
 # bytes (the protocol has no typed field for them); BF16 decodes to its uint16 bit patterns,
 # since NumPy has no bfloat16.

@@ -36,11 +36,6 @@ class WeightsVersion:
     created_at: float = 0.0
 
 
-def trained_weights(model: LoadedModel) -> WeightsVersion:
-    names = model.packed.member_names
-    weights = model.config.get("ensemble", {}).get("weights") or [1.0] * len(names)
-    return WeightsVersion(0, {n: float(w) for n, w in zip(names, weights)})
-
 
 def _numbered(version_dir: Path) -> list[tuple[int, Path]]:
     folder = version_dir / OVERRIDES_DIR

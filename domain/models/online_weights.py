@@ -59,7 +59,9 @@ def log_loss_of(p: np.ndarray, y: np.ndarray, eps: float = 1e-7) -> np.ndarray:
 class OnlineWeights:
     """Weights over M members, starting at (and sharing back toward) the trained weights."""
 
-    def __init__(self, trained: np.ndarray, settings: LearnerSettings = LearnerSettings()) -> None:
+    def __init__(self, trained: np.ndarray, settings: LearnerSettings = LearnerSettings(), start: np.ndarray | None = None) -> None:
+        """`start`: the weights serving now, when not the trained ones (learning resumed after a
+        restart, or switched on again); the prior stays the trained weights."""
         trained = np.asarray(trained, dtype=np.float64)
         if trained.ndim != 1 or not len(trained) or (trained < 0).any() or not np.isfinite(trained).all() or trained.sum() <= 0:
             raise ValueError("trained weights: one finite number >= 0 per member, not all 0")
@@ -67,7 +69,8 @@ class OnlineWeights:
         self.scale = float(trained.sum())
         self.trained = trained / self.scale
         self.prior = (1 - settings.floor) * self.trained + settings.floor / len(trained)
-        self.w = self.trained.copy()  # the trained ensemble, until outcomes say otherwise
+        # The trained ensemble (or what serves), until outcomes say otherwise.
+        self.w = self.trained.copy() if start is None else np.asarray(start, dtype=np.float64) / float(np.sum(start))
         self.updates = 0
 
     @property

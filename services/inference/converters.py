@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from domain.errors import InvalidArgument, quote
-from domain.inference_protocol import DATATYPES, FEATURE_SCHEMA_HEADER, MODEL_VERSION_HEADER, VERSION_STAGES_HEADER
+from domain.inference_protocol import DATATYPES, FEATURE_SCHEMA_HEADER, MODEL_VERSION_HEADER, VERSION_STAGES_HEADER, stages_header
 from inference import grpc_service_pb2 as pb
 from scoremesh.v1 import monitoring_pb2
 from services.inference.statistics import VersionStatistics
@@ -102,9 +102,8 @@ def model_metadata_to_proto(metadata: ModelMetadata) -> tuple[pb.ModelMetadataRe
         response.inputs.add(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
     for spec in metadata.outputs:
         response.outputs.add(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
-    stages = ",".join(f"{version}={stage}" for version, stage in metadata.stages)
     return response, ((MODEL_VERSION_HEADER, metadata.version), (FEATURE_SCHEMA_HEADER, metadata.feature_schema),
-                      (VERSION_STAGES_HEADER, stages))
+                      (VERSION_STAGES_HEADER, stages_header(metadata.stages)))
 
 
 def server_metadata_to_proto(metadata: ServerMetadata) -> pb.ServerMetadataResponse:

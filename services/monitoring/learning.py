@@ -144,10 +144,9 @@ class OnlineLearning:
                 return None
             past = history(version_dir, ensemble.members)
             current = past[-1] if past else WeightsVersion(0, ensemble.trained)
-            learner = OnlineWeights(np.array([ensemble.trained[m] for m in ensemble.members]), self.settings)
             # Start from what serves (a restart, or learning switched on again), not from scratch.
-            serving = np.array([current.weights[m] for m in ensemble.members])
-            learner.w = serving / serving.sum()
+            learner = OnlineWeights(np.array([ensemble.trained[m] for m in ensemble.members]), self.settings,
+                                    start=np.array([current.weights[m] for m in ensemble.members]))
             self.learners[key] = VersionLearner(ensemble, learner, current, last_written=self.clock())
         return self.learners[key]
 

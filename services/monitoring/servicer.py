@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 
 from prometheus_client import Counter
 
@@ -64,7 +65,7 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
     async def Feedback(self, request_iterator, context):
         if self.feedback is None or self.quality is None:
             raise FailedPrecondition("feedback is not joined by this instance")
-        total: dict[str, int] = dict.fromkeys(("joined", "late", "unknown", "duplicate", "other_label"), 0)
+        total: collections.Counter[str] = collections.Counter()
         async for batch in request_iterator:
             outcomes = converters.outcomes_from_proto(batch)
             candidates, counts = self.feedback.match(outcomes)
@@ -74,8 +75,8 @@ class MonitoringServicer(monitoring_pb2_grpc.MonitoringServicer):
                 self.quality.add(j)
             if self.learning is not None and joined:
                 self.learning.feed(joined)
+            total.update(counts)
             for result, count in counts.items():
-                total[result] += count
                 OUTCOMES.labels(result).inc(count)
         return converters.feedback_to_proto(total)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from domain.errors import InvalidArgument, UpstreamError
 from domain.inference_protocol import (FEATURE_SCHEMA_HEADER, FEATURE_SCHEMA_PARAMETER, MEMBER_NAMES_PARAMETER, MODEL_VERSION_HEADER,
-                                       VERSION_STAGES_HEADER)
+                                       VERSION_STAGES_HEADER, parse_stages_header)
 from inference import grpc_service_pb2 as inference_pb2
 from mesh.client import ServiceClient
 from mesh.common_messages import candidates_to_proto, context_to_proto
@@ -74,9 +74,8 @@ class InferenceCalls:
             headers = dict(await call.initial_metadata() or ())
         except grpc.aio.AioRpcError as error:
             raise UpstreamError("inference", error.code().name, error.details() or "", *error_info(error)) from None
-        stages = tuple(tuple(pair.split("=", 1)) for pair in headers.get(VERSION_STAGES_HEADER, "").split(",") if "=" in pair)
         return ModelDescription(tuple(response.versions), headers.get(MODEL_VERSION_HEADER, version), headers.get(FEATURE_SCHEMA_HEADER, ""),
-                                stages)
+                                parse_stages_header(headers.get(VERSION_STAGES_HEADER, "")))
 
     async def infer(self, choice: ModelChoice, request_id: str, features: Features, timeout: float, attempts: int | None = None) -> Inference:
         message = encode_request(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Collection
@@ -39,6 +40,8 @@ from mesh.discovery import Instance, Registry
 from mesh.status_details import error_info
 from mesh.telemetry import Tracing
 from mesh.tls import PLAINTEXT, Channels
+
+log = logging.getLogger(__name__)
 
 RESOLVE_TTL_S = 0.5
 REPLY_RESERVE_S = 0.002  # of the caller's deadline, kept for the answer to travel back
@@ -170,21 +173,53 @@ class ServiceClient:
         self._channels: dict[str, tuple[list[grpc.aio.Channel], Any]] = {}
         self._resolved: list[Instance] = []
         self._resolved_at = 0.0
+        self._generation = 0  # bumped by invalidate
+        self._resolved_generation = -1  # the generation the list in hand was read in
+        self._refreshing: asyncio.Future | None = None
+        self._refreshing_generation = -1
         self._picks: dict[tuple[str, str], Any] = {}
 
     # ------------------------------------------------------------------ discovery
     async def instances(self) -> list[Instance]:
-        now = time.monotonic()
-        if now - self._resolved_at > RESOLVE_TTL_S:
-            self._resolved = await asyncio.to_thread(self.registry.resolve, self.service)
-            self._resolved_at = now
-            weights = {i.address: float(i.meta.get("weight", 1.0) or 1.0) for i in self._resolved}
-            self.balancer.sync([i.address for i in self._resolved], weights)
+        """The service's instances. One registry read at a time (a read under load used to be
+        started by every call that found the list expired: one per waiting request); an expired
+        list is still answered while its refresh runs in the background. After `invalidate`,
+        callers wait for a read that started after it."""
+        if self._resolved_generation < self._generation:
+            while self._resolved_generation < self._generation:
+                await asyncio.shield(self._refresh())
+        elif time.monotonic() - self._resolved_at > RESOLVE_TTL_S and self._refreshing is None:
+            self._refresh().add_done_callback(self._background_refresh_done)
         return self._resolved
+
+    def _refresh(self) -> asyncio.Future:
+        """The registry read in flight, or a new one when there is none or it started before
+        the last `invalidate`."""
+        if self._refreshing is None or self._refreshing_generation < self._generation:
+            self._refreshing_generation = self._generation
+            self._refreshing = asyncio.ensure_future(self._resolve(self._generation))
+        return self._refreshing
+
+    async def _resolve(self, generation: int) -> None:
+        try:
+            resolved = await asyncio.to_thread(self.registry.resolve, self.service)
+        finally:
+            if self._refreshing_generation == generation:
+                self._refreshing = None
+        self._resolved = resolved
+        self._resolved_at = time.monotonic()
+        self._resolved_generation = max(self._resolved_generation, generation)
+        weights = {i.address: float(i.meta.get("weight", 1.0) or 1.0) for i in resolved}
+        self.balancer.sync([i.address for i in resolved], weights)
+
+    def _background_refresh_done(self, refresh: asyncio.Future) -> None:
+        if not refresh.cancelled() and refresh.exception() is not None:
+            # The list read before still answers; the next expiry tries again.
+            log.warning("resolving %s failed; keeping the last list: %s", self.service, refresh.exception())
 
     def invalidate(self) -> None:
         """Forget the cached resolution; the next call asks the registry again."""
-        self._resolved_at = 0.0
+        self._generation += 1
 
     def stub(self, address: str, workers: int = 1) -> Any:
         """A stub for one address (the next of its channels, round-robin); an instance with

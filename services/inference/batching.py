@@ -218,7 +218,8 @@ class DynamicBatcher:
         for item in batch:
             n = int(item.x.shape[0])
             if not item.future.done():
-                item.future.set_result(({k: v[offset : offset + n] for k, v in outputs.items()}, Timing(started - item.enqueued, compute, rows)))
+                mine = outputs if len(batch) == 1 else {k: v[offset : offset + n] for k, v in outputs.items()}
+                item.future.set_result((mine, Timing(started - item.enqueued, compute, rows)))
             worst = max(worst, started - item.enqueued + compute)
             offset += n
         self._adapt(worst)

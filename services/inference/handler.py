@@ -52,7 +52,9 @@ def check_features(served: ServedVersion, x: torch.Tensor) -> None:
         raise InvalidArgument(f"input '{INPUT_NAME}': shape must be [-1, {d}] (got {list(x.shape)})")
     if x.shape[0] == 0:
         return
-    largest = float(x.abs().max())  # one pass; NaN propagates, so the test below catches it too
+    # One pass; NaN propagates, so the test below catches it too. NumPy where it can (a view of
+    # the same memory): its reduction costs a fraction of PyTorch's dispatch on a few rows.
+    largest = float(np.abs(x.numpy()).max()) if x.dtype != torch.bfloat16 else float(x.abs().max())
     if largest <= served.input_bound:
         return
     finite = torch.isfinite(x)

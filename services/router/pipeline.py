@@ -99,7 +99,8 @@ async def _stage(stage: Stage, implementation: StageRun, state: PipelineRun, dea
         started = time.monotonic()
         try:
             with span(f"stage {stage.name}"):
-                await asyncio.wait_for(implementation(stage, left * stage.timeout_share), left * stage.timeout_share)
+                async with asyncio.timeout(left * stage.timeout_share):  # in this task: wait_for would start one per stage
+                    await implementation(stage, left * stage.timeout_share)
             return _record(stage, state, OK, time.monotonic() - started, on_stage)
         except TimeoutError:
             error = DeadlineExceeded(f"did not finish within its {left * stage.timeout_share * 1000:.0f} ms")

@@ -142,7 +142,7 @@ def test_standalone_combine_kernel_matches_reference(method, dtype):
     torch.testing.assert_close(score.cpu(), expected_score, atol=1e-5, rtol=0)
 
 
-def test_dispatch_uses_the_reference_on_cpu_tensors():
+def test_dispatch_on_cpu_tensors_matches_the_reference():
     packed = make_ensemble(7, HIDDEN_LAYOUTS["mixed"], "stacking")
     x = torch.randn(6, 7)
     out = score_ensemble(x, packed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections import Counter
 
@@ -177,3 +178,61 @@ def test_an_answer_names_the_instance_that_gave_it_and_that_attempt_s_own_latenc
     outrun = [a for a in answers if a.first_instance_id == "m-0"]
     assert outrun and all(a.seconds < a.first_seconds < 0.5 for a in outrun)
     assert all(a.first_seconds == a.seconds for a in answers if a.first_instance_id == "m-1")
+
+
+class CountingRegistry:
+    """A registry double that counts reads and can hold them until released."""
+
+    def __init__(self, instances: list[Instance]) -> None:
+        self.instances = instances
+        self.reads = 0
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def resolve(self, service: str) -> list[Instance]:
+        self.reads += 1
+        self.gate.wait(5)
+        return list(self.instances)
+
+
+def test_the_registry_is_read_once_however_many_calls_find_the_list_expired():
+    async def scenario():
+        first = Instance("monitoring", "m-1", "127.0.0.1:1")
+        registry = CountingRegistry([first])
+        client = ServiceClient(registry, "monitoring", monitoring_pb2_grpc.MonitoringStub)
+        # No list yet: sixteen callers wait for one read.
+        lists = await asyncio.gather(*(client.instances() for _ in range(16)))
+        assert registry.reads == 1 and all(found == [first] for found in lists)
+        # Expired: the old list answers at once while one background read runs.
+        second = Instance("monitoring", "m-2", "127.0.0.1:2")
+        registry.instances.append(second)
+        registry.gate.clear()
+        client._resolved_at -= 10  # as if RESOLVE_TTL_S had passed
+        lists = await asyncio.gather(*(client.instances() for _ in range(16)))
+        assert all(found == [first] for found in lists)
+        registry.gate.set()
+        while registry.reads < 2 or client._refreshing is not None:
+            await asyncio.sleep(0.001)
+        assert registry.reads == 2 and await client.instances() == [first, second]
+        # After invalidate, a call waits for a read started after it.
+        registry.instances.remove(first)
+        client.invalidate()
+        assert await client.instances() == [second]
+        assert registry.reads == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_background_read_keeps_the_last_list():
+    async def scenario():
+        only = Instance("monitoring", "m-1", "127.0.0.1:1")
+        registry = CountingRegistry([only])
+        client = ServiceClient(registry, "monitoring", monitoring_pb2_grpc.MonitoringStub)
+        await client.instances()
+        registry.resolve = lambda service: (_ for _ in ()).throw(ConnectionError("consul down"))
+        client._resolved_at -= 10
+        assert await client.instances() == [only]
+        await asyncio.sleep(0.05)  # the background read fails and is logged
+        assert await client.instances() == [only]
+
+    asyncio.run(scenario())

@@ -12,7 +12,9 @@ Output columns, in schema order:
 
 from __future__ import annotations
 
+import bisect
 import copy
+import math
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -65,17 +67,16 @@ class _HashCodes:
         self._memo: dict[str, int] = {}
 
     def __call__(self, values: list[str]) -> np.ndarray:
-        memo = self._memo
-        codes = []
-        for value in values:
-            code = memo.get(value)
-            if code is None:
-                code = zlib.crc32(f"{self.salt}|{value}".encode()) % self.buckets
-                if len(memo) >= self.capacity:
-                    memo.clear()
-                memo[value] = code
-            codes.append(code)
-        return np.array(codes, dtype=np.intp)
+        return np.array([self.code(value) for value in values], dtype=np.intp)
+
+    def code(self, value: str) -> int:
+        code = self._memo.get(value)
+        if code is None:
+            code = zlib.crc32(f"{self.salt}|{value}".encode()) % self.buckets
+            if len(self._memo) >= self.capacity:
+                self._memo.clear()
+            self._memo[value] = code
+        return code
 
 
 def _one_hot_into(out: np.ndarray, codes: np.ndarray) -> None:
@@ -260,6 +261,46 @@ class Feature:
         if self.missing_indicator:
             out[:, -1] = missing if missing is not None else 0.0
 
+    def write_first(self, batch: RawBatch, row: np.ndarray) -> None:
+        """Fill `row` ([len(columns)], zeroed) with this feature of the batch's first row: what
+        `write` gives for that row, in scalar arithmetic (NumPy's per-call cost dominates one row;
+        the same float64 operations in the same order, and NumPy's own functions where libm's
+        could differ in the last bit)."""
+        missing = False
+        if self.kind in ("numeric", "cyclical"):
+            x = float(batch.column(self.source)[0])
+            missing = not math.isfinite(x)
+            if missing and self.missing_default is not None:
+                x = float(self.missing_default)
+            if self.kind == "cyclical":
+                angle = 2.0 * np.pi * x / self.period
+                row[0] = np.sin(angle)
+                row[1] = np.cos(angle)
+            elif self.transform == "bucketize":
+                row[bisect.bisect_right(self.boundaries, x)] = 1.0  # NaN sorts last, as searchsorted
+            else:
+                if self.transform == "log1p_standardize":
+                    x = float(np.log1p(max(x, 0.0)))
+                if self.transform in ("standardize", "log1p_standardize"):
+                    x = (x - self.mean) / (self.std + 1e-8)
+                if self.clip is not None:
+                    x = min(max(x, self.clip[0]), self.clip[1])  # NaN stays NaN, as np.clip
+                row[0] = x
+        elif self.kind == "cross":
+            row[self._hash.code("\x1f".join(_string_list(batch.column(s)[:1])[0] for s in self.sources))] = 1.0
+        else:
+            value = _string_list(batch.column(self.source)[:1])[0]
+            missing = value == ""
+            if missing and self.missing_default is not None:
+                value = str(self.missing_default)
+            if self.hash_buckets:
+                row[self._hash.code(value)] = 1.0
+            else:
+                lookup = self._vocabulary_index
+                row[lookup.get(value, len(lookup))] = 1.0
+        if self.missing_indicator:
+            row[-1] = missing
+
     @cached_property
     def _vocabulary_index(self) -> dict[str, int]:
         """Vocabulary value -> column, built on first use (a fitted feature never changes)."""
@@ -319,21 +360,40 @@ class FeatureSchema:
         if not self.fitted:
             raise SchemaError(f"schema {self.name} is a specification; fit it first (scoremesh train)")
         n = len(batch)
-        out = np.zeros((n, self.dim), dtype=np.float32)
         if n == 0:
-            return out
-        first = batch.take(slice(0, 1)) if shared and n > 1 else None
-        start = 0
-        for feature, width in zip(self.features, self._widths):
-            block = out[:, start : start + width]
-            if first is not None and set(feature.sources if feature.kind == "cross" else (feature.source,)) <= shared:
-                row = np.zeros((1, width), dtype=np.float32)
-                feature.write(first, row)
-                block[:] = row
-            else:
-                feature.write(batch, block)
-            start += width
+            return np.zeros((0, self.dim), dtype=np.float32)
+        per_row, by_request = self._plan(shared)
+        if by_request:
+            # The request's features once, into one row every candidate starts from; the
+            # candidates' own columns are still zero there.
+            row = np.zeros(self.dim, dtype=np.float32)
+            for feature, start, stop in by_request:
+                feature.write_first(batch, row[start:stop])
+            out = np.empty((n, self.dim), dtype=np.float32)
+            out[:] = row
+        else:
+            out = np.zeros((n, self.dim), dtype=np.float32)
+        for feature, start, stop in per_row:
+            feature.write(batch, out[:, start:stop])
         return out
+
+    def _plan(self, shared: frozenset[str]) -> tuple[list, list]:
+        """(features computed per row, features computed once per request) with their column
+        ranges, decided once per set of shared columns."""
+        plans = self._plans
+        plan = plans.get(shared)
+        if plan is None:
+            per_row, by_request, start = [], [], 0
+            for feature, width in zip(self.features, self._widths):
+                sources = set(feature.sources if feature.kind == "cross" else (feature.source,))
+                (by_request if shared and sources <= shared else per_row).append((feature, start, start + width))
+                start += width
+            plan = plans[shared] = (per_row, by_request)
+        return plan
+
+    @cached_property
+    def _plans(self) -> dict[frozenset[str], tuple[list, list]]:
+        return {}
 
     @cached_property
     def _widths(self) -> list[int]:

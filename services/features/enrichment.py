@@ -32,6 +32,11 @@ class LookupStatus:
     misses: int = 0
 
 
+def _count(counter, amount: int) -> None:
+    if amount:  # most of the eight counts of a request are zero: no lock taken for those
+        counter.inc(amount)
+
+
 _ABSENT = None  # cached: the store holds no entity with this id
 _NOT_CACHED = object()
 
@@ -110,16 +115,16 @@ class Enricher:
                     want.append(entity_id)
                 elif value is not _ABSENT:
                     have[entity_id] = value
-            self._cache_counts[(kind, "hit")].inc(len(ids) - len(wanted[kind]))
-            self._cache_counts[(kind, "miss")].inc(len(wanted[kind]))
+            _count(self._cache_counts[(kind, "hit")], len(ids) - len(wanted[kind]))
+            _count(self._cache_counts[(kind, "miss")], len(wanted[kind]))
         status = None
         if wanted["ad"] or wanted["user"]:
             status = await self._fetch_missing(wanted, found, budget_s)
         hits = len(found["ad"]) + len(found["user"])
         total = len(asked["ad"]) + len(asked["user"])
         for kind in KINDS:
-            self._counts[(kind, "hit")].inc(len(found[kind]))
-            self._counts[(kind, "miss")].inc(len(asked[kind]) - len(found[kind]))
+            _count(self._counts[(kind, "hit")], len(found[kind]))
+            _count(self._counts[(kind, "miss")], len(asked[kind]) - len(found[kind]))
         merged = merge_lookups(batch, found["ad"], found["user"]) if hits else batch
         return merged, status or LookupStatus(False, "", hits, total - hits)
 

@@ -4,8 +4,11 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.errors import InvalidArgument
+from domain.features.raw import SHARED_BY_REQUEST, RawBatch
 from domain.features.schema import FeatureSchema, SchemaError, load_spec
 from domain.features.schema_store import SchemaStore
 from tests.domain.features.helpers import raw_batch
@@ -126,3 +129,42 @@ def test_schema_store_versions(tmp_path, fitted):
         store.load("toy", "9")
     with pytest.raises(SchemaError, match="versions integers"):
         store.load("toy", "../1")
+
+
+# ---------------------------------------------------------------- computed once per request
+NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64), st.sampled_from([0.0, -0.0, 0.25, 0.5, 6.0, 23.5, 1e300]))
+WORDS = st.sampled_from(["", "mobile", "desktop", "tablet", "food", "travel", "search", "display", "x" * 40, "é"])
+DAYS = st.one_of(st.sampled_from([0.0, 1.0, 2.0, np.nan]), NUMBERS)
+
+
+@st.composite
+def requests(draw):
+    """A request's rows: context values shared by every row, candidate values per row."""
+    n = draw(st.integers(1, 4))
+    context = {
+        "age": draw(NUMBERS), "hour": draw(NUMBERS), "day_of_week": draw(DAYS),
+        "device_type": draw(WORDS), "page_type": draw(WORDS), "data_type": draw(WORDS),
+    }
+    columns = {name: [value] * n for name, value in context.items()}
+    columns.update(
+        bid_amount=draw(st.lists(NUMBERS, min_size=n, max_size=n)), quality_score=draw(st.lists(NUMBERS, min_size=n, max_size=n)),
+        category=draw(st.lists(WORDS, min_size=n, max_size=n)), ad_id=draw(st.lists(WORDS, min_size=n, max_size=n)),
+    )
+    return raw_batch(n, **columns)
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests())
+def test_features_of_the_request_computed_once_equal_those_computed_per_row(batch):
+    schema = FeatureSchema.from_dict(SPEC).fit(TRAIN, "1")
+    np.testing.assert_array_equal(schema.transform(batch, shared=SHARED_BY_REQUEST), schema.transform(batch))
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests())
+def test_every_kind_of_feature_computed_once_for_identical_rows_equals_per_row(batch):
+    schema = FeatureSchema.from_dict(SPEC).fit(TRAIN, "1")
+    same = batch.take(np.zeros(len(batch), dtype=np.intp))  # every row the first one
+    every_source = frozenset(RawBatch.__dataclass_fields__)
+    assert schema._plan(every_source)[0] == []  # nothing per row: every feature computed once
+    np.testing.assert_array_equal(schema.transform(same, shared=every_source), schema.transform(same))

@@ -316,41 +316,49 @@ class ServiceClient:
         cancelled: dict[asyncio.Future, str] = {}  # the loser of the race: "outrun" or "superseded"
         first_started = time.monotonic()
         first = asyncio.ensure_future(self._one(endpoint, method, request, deadline, kind, cancelled, metadata))
-        delay = max(self.policy.hedge_min_delay_s, self._p95_s)
-        done, _ = await asyncio.wait({first}, timeout=min(delay, max(0.0, deadline - time.monotonic())))
-        if done:
-            return first.result()
-        second_endpoint = self.balancer.pick(exclude=tried, among=among)
-        if second_endpoint is None:
-            return await first
-        if not self.hedge_budget.try_spend():
-            BUDGET_EXHAUSTED.labels(self.service, "hedge").inc()
-            # No hedge now. An attempt still out after ten times the p95 is more likely dead than
-            # slow (a stopped process): then a second attempt is a retry, from the retry budget.
-            stall = max(STALL_FACTOR * self._p95_s, STALL_MIN_S) - delay
-            done, _ = await asyncio.wait({first}, timeout=min(stall, max(0.0, deadline - time.monotonic())))
-            if done or not self.retry_budget.try_spend():
-                return await first
-            RETRIES.labels(self.service, method).inc()
-        tried.add(second_endpoint.address)
-        second = asyncio.ensure_future(self._one(second_endpoint, method, request, deadline, "hedge", cancelled, metadata))
-        pending = {first, second}
+        attempts = [first]
         try:
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task.exception() is None:
-                        HEDGES.labels(self.service, method, "hedge" if task is second else "first").inc()
-                        answer = task.result()
-                        if task is second:
-                            answer = dataclasses.replace(answer, first_instance_id=self._instance_id(endpoint.address),
-                                                         first_seconds=time.monotonic() - first_started, first_outrun=True)
-                        return answer
-            return first.result()  # both failed: the first attempt's error
+            delay = max(self.policy.hedge_min_delay_s, self._p95_s)
+            done, _ = await asyncio.wait({first}, timeout=min(delay, max(0.0, deadline - time.monotonic())))
+            if done:
+                return first.result()
+            second_endpoint = self.balancer.pick(exclude=tried, among=among)
+            if second_endpoint is None:
+                return await first
+            if not self.hedge_budget.try_spend():
+                BUDGET_EXHAUSTED.labels(self.service, "hedge").inc()
+                # No hedge now. An attempt still out after ten times the p95 is more likely dead than
+                # slow (a stopped process): then a second attempt is a retry, from the retry budget.
+                stall = max(STALL_FACTOR * self._p95_s, STALL_MIN_S) - delay
+                done, _ = await asyncio.wait({first}, timeout=min(stall, max(0.0, deadline - time.monotonic())))
+                if done or not self.retry_budget.try_spend():
+                    return await first
+                RETRIES.labels(self.service, method).inc()
+            tried.add(second_endpoint.address)
+            attempts.append(second := asyncio.ensure_future(self._one(second_endpoint, method, request, deadline, "hedge", cancelled, metadata)))
+            pending = {first, second}
+            try:
+                while pending:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        if task.exception() is None:
+                            HEDGES.labels(self.service, method, "hedge" if task is second else "first").inc()
+                            answer = task.result()
+                            if task is second:
+                                answer = dataclasses.replace(answer, first_instance_id=self._instance_id(endpoint.address),
+                                                             first_seconds=time.monotonic() - first_started, first_outrun=True)
+                            return answer
+                return first.result()  # both failed: the first attempt's error
+            finally:
+                for task in pending:  # the loser is cancelled, never left running
+                    cancelled[task] = "outrun" if task is first else "superseded"
+                    task.cancel()
         finally:
-            for task in pending:  # the loser is cancelled, never left running
-                cancelled[task] = "outrun" if task is first else "superseded"
-                task.cancel()
+            for task in attempts:
+                if not task.done():  # this call was cancelled (its caller gave up): so are its attempts
+                    task.cancel()
+                elif not task.cancelled():
+                    task.exception()  # a losing attempt's failure is seen here, not logged as never retrieved
 
     async def _one(self, endpoint: Endpoint, method: str, request: Any, deadline: float, kind: str = "first",
                    cancelled: dict | None = None, extra_metadata: tuple = ()) -> Answer:

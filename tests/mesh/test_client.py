@@ -236,3 +236,29 @@ def test_a_failed_background_read_keeps_the_last_list():
         assert await client.instances() == [only]
 
     asyncio.run(scenario())
+
+
+def test_a_caller_giving_up_during_a_hedged_call_cancels_its_attempt(tmp_path):
+    async def scenario():
+        replicas, servers, client = await fleet(tmp_path, 2, ClientPolicy(strategy="round_robin", hedge=True, hedge_budget_ratio=1.0))
+        for replica in replicas:
+            replica.delay_s = 0.02
+        for _ in range(80):  # learn the p95 (~20 ms): the hedging delay
+            await call(client)
+        for replica in replicas:
+            replica.delay_s = 5.0
+        unretrieved = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: unretrieved.append(context))
+        before = sum(r.cancelled for r in replicas)
+        try:
+            await asyncio.wait_for(call(client, timeout=3.0), 0.005)  # gives up before any hedge
+        except TimeoutError:
+            pass
+        await asyncio.sleep(0.2)
+        cancelled = sum(r.cancelled for r in replicas) - before
+        await stop(servers, client)
+        return cancelled, unretrieved
+
+    cancelled, unretrieved = asyncio.run(scenario())
+    assert cancelled == 1  # the attempt in flight did not run on to the server's 5 s
+    assert unretrieved == []

@@ -97,19 +97,27 @@ def slo_to_proto(view: WindowView, total_records: int, objectives: list[Objectiv
 MAX_FEATURES = 65_536
 
 
-def live_samples_from_proto(batch: monitoring_pb2.ReportRequest) -> list[tuple[str, str, float, list[float], list[float]]]:
+def live_samples_from_proto(batch: monitoring_pb2.ReportRequest) -> list[tuple[str, str, float, np.ndarray | None, np.ndarray]]:
     """(model, version, timestamp, input row, scores) of each record, for drift; a row or score
     that is not finite is refused whole (naming it)."""
     samples = []
     for i, r in enumerate(batch.records):
-        if len(r.features) > MAX_FEATURES:
-            raise InvalidArgument(f"records[{i}].features: at most {MAX_FEATURES} values (got {len(r.features)})")
-        for name in ("features", "scores"):
-            values = getattr(r, name)
-            if values and not all(math.isfinite(v) for v in values):
-                raise InvalidArgument(f"records[{i}].{name}: every value must be a finite number")
+        if r.features_raw:
+            if len(r.features_raw) % 4:
+                raise InvalidArgument(f"records[{i}].features_raw: float32 values, 4 bytes each (got {len(r.features_raw)} bytes)")
+            row = np.frombuffer(r.features_raw, dtype="<f4")
+            name = "features_raw"
+        else:
+            row = np.fromiter(r.features, dtype=np.float32, count=len(r.features))
+            name = "features"
+        if len(row) > MAX_FEATURES:
+            raise InvalidArgument(f"records[{i}].{name}: at most {MAX_FEATURES} values (got {len(row)})")
+        scores = np.fromiter(r.scores, dtype=np.float64, count=len(r.scores))
+        for field, values in ((name, row), ("scores", scores)):
+            if not np.isfinite(values).all():
+                raise InvalidArgument(f"records[{i}].{field}: every value must be a finite number")
         if r.service in ("", "router"):  # Scores carry the rows and scores drift is judged on
-            samples.append((r.model_name, r.model_version, r.timestamp, list(r.features), list(r.scores)))
+            samples.append((r.model_name, r.model_version, r.timestamp, row if len(row) else None, scores))
     return samples
 
 
@@ -173,11 +181,11 @@ def scored_from_proto(batch: monitoring_pb2.ReportRequest) -> list[tuple[str, Sc
             raise InvalidArgument(f"records[{i}].scores: one per ad_id ({n}), got {len(r.scores)}")
         if len(r.member_scores) != n * m:
             raise InvalidArgument(f"records[{i}].member_scores: len(ad_ids) x len(member_names) = {n * m} values, got {len(r.member_scores)}")
-        members = np.asarray(r.member_scores, dtype=np.float64).reshape(n, m)
+        members = np.fromiter(r.member_scores, dtype=np.float64, count=n * m).reshape(n, m)
         if not np.isfinite(members).all():
             raise InvalidArgument(f"records[{i}].member_scores: every value must be a finite number")
         scored.append((r.request_id, Scored(r.model_name, r.model_version, r.route[:100], r.split_arm[:100], r.timestamp,
-                                            tuple(r.ad_ids), np.asarray(r.scores, dtype=np.float64), tuple(r.member_names), members)))
+                                            tuple(r.ad_ids), np.fromiter(r.scores, dtype=np.float64, count=n), tuple(r.member_names), members)))
     return scored
 
 

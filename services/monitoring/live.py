@@ -38,10 +38,10 @@ class LiveSamples:
         self.capacity = capacity
         self.samples: dict[tuple[str, str], deque[Sample]] = {}
 
-    def add(self, model: str, version: str, timestamp: float, features: list[float], scores: list[float]) -> None:
+    def add(self, model: str, version: str, timestamp: float, features: np.ndarray | list[float] | None, scores) -> None:
         if not model or not version:
             return  # failed Scores carry neither
-        row = np.asarray(features, dtype=np.float32) if features else None
+        row = np.asarray(features, dtype=np.float32) if features is not None and len(features) else None
         self.samples.setdefault((model, version), deque(maxlen=self.capacity)).append(Sample(timestamp, row, np.asarray(scores, dtype=np.float32)))
 
     def newest_version(self, model: str) -> str:

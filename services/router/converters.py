@@ -85,8 +85,9 @@ def applied_to_proto(applied: Applied) -> router_pb2.ApplyRoutingConfigResponse:
 
 
 def telemetry_to_proto(batch: list[dict]) -> monitoring_pb2.ReportRequest:
+    """The records; each input row goes as the float32 bytes it came in (`features_raw`)."""
     return monitoring_pb2.ReportRequest(
         records=[monitoring_pb2.TelemetryRecord(**{**r, "scores": np.asarray(r["scores"], dtype=np.float64).tolist(),
                                                    "member_scores": np.asarray(r.get("member_scores", ()), dtype=np.float64).ravel().tolist(),
-                                                   "features": np.frombuffer(r.get("features", b""), dtype="<f4").tolist()}) for r in batch]
+                                                   "features": (), "features_raw": r.get("features", b"")}) for r in batch]
     )

@@ -333,23 +333,50 @@ class FeatureSchema:
         """Statistics and vocabularies from training data; the result is version `version`."""
         return FeatureSchema(self.name, str(version), [f.fitted(batch) for f in self.features])
 
-    def validate(self, batch: RawBatch) -> None:
-        """Declared ranges, and missing values where the schema has no policy for them."""
-        for feature in self.features:
-            if feature.kind not in ("numeric", "cyclical") or feature.source not in REQUEST_PATHS:
+    def validate(self, batch: RawBatch, shared: frozenset[str] = frozenset()) -> None:
+        """Declared ranges, and missing values where the schema has no policy for them.
+
+        `shared` names raw columns known to hold one value for every row (as in `transform`):
+        their first value stands for all. A column whose values all lie in a finite declared
+        range passes on one comparison (NaN and infinities compare outside it); anything else
+        gets the full check, which names the first bad row."""
+        for feature, bounds, finite in self._checked:
+            values = batch.column(feature.source)
+            if feature.source in shared and len(values):
+                values = values[:1]
+                value = float(values[0])  # one value: plain Python compares it faster than NumPy
+                if bounds is None:
+                    if feature.missing_default is not None or value == value:
+                        continue
+                elif finite and bounds[0] <= value <= bounds[1]:
+                    continue
+            elif bounds is None:
+                if feature.missing_default is not None or not np.isnan(values).any():
+                    continue
+            elif finite and np.logical_and(values >= bounds[0], values <= bounds[1]).all():
                 continue
-            values = batch.column(feature.source).astype(np.float64)
-            path = REQUEST_PATHS[feature.source]
-            missing = np.isnan(values)
-            if missing.any() and feature.missing_default is None:
-                i = int(np.argmax(missing))
-                raise InvalidArgument(f"{path.format(i=i)}: required by feature {feature.name} (no missing-value policy)")
-            if feature.range is not None:
-                low, high = feature.range
-                bad = ~missing & ((values < low) | (values > high) | ~np.isfinite(values))
-                if bad.any():
-                    i = int(np.argmax(bad))
-                    raise InvalidArgument(f"{path.format(i=i)}: out of the declared range [{low:g}, {high:g}] (got {values[i]:g})")
+            self._check(feature, np.asarray(values, dtype=np.float64))
+
+    @staticmethod
+    def _check(feature: Feature, values: np.ndarray) -> None:
+        path = REQUEST_PATHS[feature.source]
+        missing = np.isnan(values)
+        if missing.any() and feature.missing_default is None:
+            i = int(np.argmax(missing))
+            raise InvalidArgument(f"{path.format(i=i)}: required by feature {feature.name} (no missing-value policy)")
+        if feature.range is not None:
+            low, high = feature.range
+            bad = ~missing & ((values < low) | (values > high) | ~np.isfinite(values))
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise InvalidArgument(f"{path.format(i=i)}: out of the declared range [{low:g}, {high:g}] (got {values[i]:g})")
+
+    @cached_property
+    def _checked(self) -> list[tuple[Feature, tuple[float, float] | None, bool]]:
+        """The features `validate` checks (numeric ones read from the request), each with its
+        declared range and whether both its bounds are finite."""
+        return [(f, f.range, f.range is not None and math.isfinite(f.range[0]) and math.isfinite(f.range[1]))
+                for f in self.features if f.kind in ("numeric", "cyclical") and f.source in REQUEST_PATHS]
 
     def transform(self, batch: RawBatch, shared: frozenset[str] = frozenset()) -> np.ndarray:
         """[len(batch), dim] float32, the model input. Only fitted schemas transform.

@@ -68,6 +68,6 @@ class FeatureExtractor:
         validate(context, candidates, self.max_candidates)
         schema = self.schemas.get(version)
         batch = RawBatch.from_request(context, candidates)
-        schema.validate(batch)
+        schema.validate(batch, shared=SHARED_BY_REQUEST)
         batch, lookups = await self.enricher.enrich(batch, budget_s)
         return Extraction(schema.transform(batch, shared=SHARED_BY_REQUEST), schema, lookups)

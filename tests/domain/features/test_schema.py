@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from domain.errors import InvalidArgument
 from domain.features.raw import SHARED_BY_REQUEST, RawBatch
-from domain.features.schema import FeatureSchema, SchemaError, load_spec
+from domain.features.schema import REQUEST_PATHS, FeatureSchema, SchemaError, load_spec
 from domain.features.schema_store import SchemaStore
 from tests.domain.features.helpers import raw_batch
 
@@ -168,3 +169,38 @@ def test_every_kind_of_feature_computed_once_for_identical_rows_equals_per_row(b
     every_source = frozenset(RawBatch.__dataclass_fields__)
     assert schema._plan(every_source)[0] == []  # nothing per row: every feature computed once
     np.testing.assert_array_equal(schema.transform(same, shared=every_source), schema.transform(same))
+
+
+def _outcome(check) -> str | None:
+    try:
+        check()
+    except InvalidArgument as error:
+        return str(error)
+    return None
+
+
+def _validated_row_by_row(schema: FeatureSchema, batch: RawBatch) -> None:
+    """The rule spelled out in plain Python: for each checked feature in order, the first row
+    missing a value it has no policy for, else the first row outside its declared range."""
+    for feature in schema.features:
+        if feature.kind not in ("numeric", "cyclical") or feature.source not in REQUEST_PATHS:
+            continue
+        values = [float(v) for v in batch.column(feature.source)]
+        path = REQUEST_PATHS[feature.source]
+        for i, value in enumerate(values):
+            if math.isnan(value) and feature.missing_default is None:
+                raise InvalidArgument(f"{path.format(i=i)}: required by feature {feature.name} (no missing-value policy)")
+        if feature.range is not None:
+            low, high = feature.range
+            for i, value in enumerate(values):
+                if not math.isnan(value) and not (low <= value <= high and math.isfinite(value)):
+                    raise InvalidArgument(f"{path.format(i=i)}: out of the declared range [{low:g}, {high:g}] (got {value:g})")
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests(), st.sampled_from(["toy", "ads"]))
+def test_validation_checking_shared_values_once_answers_as_checking_every_row(batch, spec):
+    schema = FeatureSchema.from_dict(SPEC) if spec == "toy" else load_spec("ads")
+    expected = _outcome(lambda: _validated_row_by_row(schema, batch))
+    assert _outcome(lambda: schema.validate(batch)) == expected
+    assert _outcome(lambda: schema.validate(batch, shared=SHARED_BY_REQUEST)) == expected

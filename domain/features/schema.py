@@ -346,7 +346,7 @@ class FeatureSchema:
                 values = values[:1]
                 value = float(values[0])  # one value: plain Python compares it faster than NumPy
                 if bounds is None:
-                    if feature.missing_default is not None or value == value:
+                    if feature.missing_default is not None or not math.isnan(value):
                         continue
                 elif finite and bounds[0] <= value <= bounds[1]:
                     continue

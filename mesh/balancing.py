@@ -162,19 +162,6 @@ class Balancer:
         unsampled = sum(sampled) / len(sampled) if sampled else DEFAULT_RTT_S
         return a if a.cost(now, unsampled) <= b.cost(now, unsampled) else b
 
-    @staticmethod
-    def hedge_may_win(late: Endpoint, alternative: Endpoint, since: float) -> bool:
-        """Whether a hedge on `alternative` may answer before an attempt out since `since` (this
-        balancer's clock) on `late`, now past the hedging delay: `late` has answered nothing
-        since (it may be stopped, paused, cut off), or `alternative` has fewer than half as
-        many calls in flight (the late attempt counts on its own instance, so an idle
-        alternative always qualifies). Not when both answer steadily with queues alike — a
-        saturated host, where the late attempt waits its turn like every other and a hedge
-        would only add work to an equally long queue (measured on 2 cores: 10% more ModelInfer
-        calls at saturation, a third of them winning). Latencies are not compared: a late
-        instance's EWMA has not seen its lateness yet."""
-        return late.last_answer < since or 2 * alternative.in_flight < late.in_flight
-
     def started(self, endpoint: Endpoint) -> None:
         endpoint.in_flight += 1
         endpoint.loads.append(endpoint.in_flight)

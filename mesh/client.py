@@ -11,9 +11,7 @@ ejection), a circuit breaker, a retry budget and a hedging budget. A call:
   exponential backoff (tenacity), within the retry budget and the deadline — the one layer that
   retries, never stacked per stage;
 - is hedged, when enabled, after the target's observed p95: a second attempt on another
-  instance, the first answer wins and the other is cancelled (budgeted, The Tail at Scale) —
-  only when it may win (mesh.balancing `hedge_may_win`: the first instance went quiet, or the
-  other is clearly less busy), so a saturated host's replicas are not sent duplicate work;
+  instance, the first answer wins and the other is cancelled (budgeted, The Tail at Scale);
 - fails fast with UNAVAILABLE (reason CIRCUIT_OPEN) while the service's breaker is open.
 Every decision is a Prometheus metric. Each address gets channels per worker, each its own
 connection (a service with several workers on one port gets load on each of them).
@@ -57,8 +55,6 @@ EJECTIONS = Counter("scoremesh_client_ejections_total", "Instances ejected as ou
 BREAKER = Gauge("scoremesh_client_breaker_open", "Circuit breaker state: 0 closed, 0.5 half-open, 1 open.", ["service"], multiprocess_mode="max")
 RETRIES = Counter("scoremesh_client_retries_total", "Calls retried on another instance.", ["service", "method"])
 HEDGES = Counter("scoremesh_client_hedges_total", "Hedged calls, by which attempt answered first.", ["service", "method", "winner"])
-HEDGES_WITHHELD = Counter("scoremesh_client_hedges_withheld_total",
-                         "Hedges not sent because every other instance was about as busy (no hedge could win).", ["service", "method"])
 BUDGET_EXHAUSTED = Counter("scoremesh_client_budget_exhausted_total", "Retries or hedges refused by their budget.", ["service", "kind"])
 REFUSED = Counter("scoremesh_client_breaker_refusals_total", "Calls refused at once because the circuit was open.", ["service"])
 
@@ -318,7 +314,7 @@ class ServiceClient:
     async def _hedged(self, endpoint: Endpoint, method: str, request: Any, deadline: float, tried: set[str], among: set[str] | None,
                       kind: str, metadata: tuple = ()) -> Answer:
         cancelled: dict[asyncio.Future, str] = {}  # the loser of the race: "outrun" or "superseded"
-        first_started, since = time.monotonic(), self.balancer.clock()
+        first_started = time.monotonic()
         first = asyncio.ensure_future(self._one(endpoint, method, request, deadline, kind, cancelled, metadata))
         attempts = [first]
         try:
@@ -329,12 +325,8 @@ class ServiceClient:
             second_endpoint = self.balancer.pick(exclude=tried, among=among)
             if second_endpoint is None:
                 return await first
-            may_win = self.balancer.hedge_may_win(endpoint, second_endpoint, since)
-            if not may_win or not self.hedge_budget.try_spend():
-                if may_win:
-                    BUDGET_EXHAUSTED.labels(self.service, "hedge").inc()
-                else:
-                    HEDGES_WITHHELD.labels(self.service, method).inc()
+            if not self.hedge_budget.try_spend():
+                BUDGET_EXHAUSTED.labels(self.service, "hedge").inc()
                 # No hedge now. An attempt still out after ten times the p95 is more likely dead than
                 # slow (a stopped process): then a second attempt is a retry, from the retry budget.
                 stall = max(STALL_FACTOR * self._p95_s, STALL_MIN_S) - delay

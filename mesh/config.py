@@ -157,8 +157,7 @@ class MeshSettings(BaseSettings):
 
     hedging: bool = True
     """Send a second attempt to another instance when the first has not answered after the
-    target's observed p95 (calls in the mesh are idempotent reads) and a hedge may win (the
-    first instance went quiet, or the other is clearly less busy); the first answer wins."""
+    target's observed p95 (calls in the mesh are idempotent reads); the first answer wins."""
 
     hedge_budget_ratio: float = Field(default=0.1, ge=0.0)
     """Hedges add at most this share of the calls of the last 10 s (plus five per second)."""

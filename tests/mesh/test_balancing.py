@@ -172,48 +172,6 @@ def test_an_outrun_attempt_is_a_lower_bound_of_latency():
     assert endpoint.peak_ewma_s == 0.040
 
 
-def test_a_hedge_goes_where_it_may_win_and_not_to_a_queue_as_long():
-    clock = Clock()
-    b = balancer(n=2, clock=clock)
-    late, other = b.endpoints.values()
-    since = clock.now
-    b.started(late)  # the attempt that is now late
-    # Alone (one caller): the other instance is idle, the hedge may win.
-    assert b.hedge_may_win(late, other, since)
-    # A saturated host: six calls out on each, and the late instance keeps answering others
-    # (alive, the late attempt waits its turn). A hedge would join a queue as long: none.
-    for _ in range(5):
-        b.started(late)
-    for _ in range(6):
-        b.started(other)
-    clock.now += 0.004
-    b.started(late)
-    b.finished(late, 0.004, "ok")
-    assert (late.in_flight, other.in_flight) == (6, 6)
-    assert not b.hedge_may_win(late, other, since)
-    b.finished(other, 0.002, "ok")
-    assert other.in_flight == 5 and not b.hedge_may_win(late, other, since)
-    # Under half the late instance's queue: the hedge may win.
-    b.finished(other, 0.002, "ok"), b.finished(other, 0.002, "ok"), b.finished(other, 0.002, "ok")
-    assert other.in_flight == 2 and b.hedge_may_win(late, other, since)
-
-
-def test_an_instance_that_went_quiet_is_hedged_around_however_busy_the_other():
-    clock = Clock()
-    b = balancer(n=2, clock=clock)
-    late, other = b.endpoints.values()
-    b.started(late), b.finished(late, 0.003, "ok")
-    clock.now += 1.0
-    since = clock.now
-    b.started(late)
-    for _ in range(8):
-        b.started(other)  # p2c sends everything else to the other: its queue is longer
-    clock.now += 0.05
-    assert b.hedge_may_win(late, other, since)  # nothing answered by late since the attempt left
-    b.started(late), b.finished(late, 0.001, "ok")
-    assert not b.hedge_may_win(late, other, since)  # it answers: alive, and the other is busier
-
-
 def test_superseded_hedges_never_make_a_healthy_instance_look_stalled():
     """The instance that only gets hedges (the others are preferred) and whose hedges are
     cancelled because the first attempts answer must stay in rotation."""

@@ -20,6 +20,9 @@ NON_FINITE_OUTPUT = "NON_FINITE_OUTPUT"
 # stay wire-identical to the ones tritonclient ships.
 MODEL_VERSION_HEADER = "scoremesh-model-version"
 FEATURE_SCHEMA_HEADER = "scoremesh-feature-schema"
+# RepositoryIndex reason of a version the version policy leaves unloaded (it loads, by the same
+# policy, once the newer ones are held back): recovery counts it as one that could serve.
+NOT_LOADED_BY_POLICY = "not loaded (version policy)"
 # ... and the stage of every version served, "1=production,2=staging" (domain.models.stages):
 # routers send unpinned traffic to the newest production version.
 VERSION_STAGES_HEADER = "scoremesh-version-stages"

@@ -111,7 +111,8 @@ class Balancer:
         self.stall_s = stall_s
         self.endpoints: dict[str, Endpoint] = {}
         self._next = 0
-        self.on_eject: Callable[[str, float], None] | None = None
+        self.on_eject: Callable[[str, float, str], None] | None = None
+        """(address, seconds ejected, why: "stalled" or "failing")."""
 
     def sync(self, addresses: Sequence[str], weights: dict[str, float] | None = None) -> None:
         """The instances discovery says are healthy now; what is known of them is kept."""
@@ -184,7 +185,7 @@ class Balancer:
             endpoint.outrun_streak += 1
             stalled = endpoint.outrun_streak >= 3 and now - endpoint.last_answer >= self.stall_s
             if stalled and endpoint.ejected_until <= now:
-                self._eject(endpoint, now)
+                self._eject(endpoint, now, "stalled")
             return
         endpoint.last_answer, endpoint.outrun_streak = now, 0
         if outcome == "overloaded":
@@ -195,11 +196,11 @@ class Balancer:
             endpoint.errors += 1
             endpoint.consecutive_failures += 1
             if endpoint.consecutive_failures >= self.consecutive_failures and endpoint.ejected_until <= now:
-                self._eject(endpoint, now)
+                self._eject(endpoint, now, "failing")
         else:
             endpoint.consecutive_failures = 0
 
-    def _eject(self, endpoint: Endpoint, now: float) -> None:
+    def _eject(self, endpoint: Endpoint, now: float, why: str) -> None:
         ejected = sum(1 for e in self.endpoints.values() if e.ejected_until > now)
         allowed = max(1, math.floor(self.max_ejected_share * len(self.endpoints)))
         if ejected >= allowed:
@@ -209,7 +210,7 @@ class Balancer:
         endpoint.ejected_until = now + seconds
         endpoint.consecutive_failures = 0
         if self.on_eject is not None:
-            self.on_eject(endpoint.address, seconds)
+            self.on_eject(endpoint.address, seconds, why)
 
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"

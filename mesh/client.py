@@ -162,7 +162,9 @@ class ServiceClient:
         self.policy = policy
         self.channels = channels
         self.balancer = Balancer(policy.strategy)
-        self.balancer.on_eject = lambda address, seconds: EJECTIONS.labels(service, address).inc()
+        self.balancer.on_eject = self._ejected
+        self.on_stall: Callable[[str], None] | None = None
+        """(instance id): the balancer ejected that instance as stalled (routers report it)."""
         self.breaker = CircuitBreaker(policy.breaker_window_s, policy.breaker_min_requests, policy.breaker_failure_ratio, policy.breaker_open_s)
         self.breaker.on_change = lambda state: BREAKER.labels(service).set({"closed": 0.0, "half_open": 0.5, "open": 1.0}[state])
         self.retry_budget = RetryBudget(policy.retry_budget_ratio, policy.retry_budget_per_second)
@@ -405,6 +407,11 @@ class ServiceClient:
                 self.breaker.record(outcome == "ok")
             if outcome == "ok":
                 self._observe(elapsed)
+
+    def _ejected(self, address: str, seconds: float, why: str) -> None:
+        EJECTIONS.labels(self.service, address).inc()
+        if why == "stalled" and self.on_stall is not None:
+            self.on_stall(self._instance_id(address))
 
     def _instance_id(self, address: str) -> str:
         return next((i.instance_id for i in self._resolved if i.address == address), "")

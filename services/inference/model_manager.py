@@ -18,7 +18,7 @@ import torch
 from domain.errors import FailedPrecondition, NotFound, Unavailable, quote
 from domain.features.schema import SchemaError
 from domain.features.schema_store import SchemaStore
-from domain.inference_protocol import SCHEMA_MISMATCH
+from domain.inference_protocol import NOT_LOADED_BY_POLICY, SCHEMA_MISMATCH
 from domain.models.ensemble_weights import WEIGHTED_METHODS, apply_newest, newest_number
 from domain.models.repository import LoadedModel, ModelLoadError, load_model, scan
 from domain.models.stages import read_stage
@@ -294,7 +294,7 @@ class ModelManager:
             rows[(name, version)] = (name, version, state.state, state.reason)
         for path_name, paths in scan(self.repository).items():
             for path in paths:
-                rows.setdefault((path_name, path.name), (path_name, path.name, UNAVAILABLE, "not loaded (version policy)"))
+                rows.setdefault((path_name, path.name), (path_name, path.name, UNAVAILABLE, NOT_LOADED_BY_POLICY))
         return sorted(rows.values(), key=lambda r: (r[0], int(r[1])))
 
     @staticmethod

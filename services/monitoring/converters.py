@@ -52,9 +52,12 @@ def records_from_proto(batch: monitoring_pb2.ReportRequest) -> list[Record]:
             raise InvalidArgument(f"records[{i}].service: must be one of {', '.join(REPORTERS)} (got {quote(service)})")
         # A router's record is keyed by the replica that answered; an inference record by its reporter.
         instance = r.inference_instance_id if service == "router" else r.instance_id
+        if r.inference_stalled and (service != "router" or not instance):
+            raise InvalidArgument(f"records[{i}].inference_stalled: a router's event naming the replica in inference_instance_id")
         records.append(Record(r.model_name, status, r.latency_ms, r.timestamp, r.model_version, r.candidates, r.inference_ms,
                               r.route[:100], r.split_arm[:100], service, instance[:100],
-                              r.inference_attempt_ms if service == "router" else 0.0, service == "router" and r.inference_outrun))
+                              r.inference_attempt_ms if service == "router" else 0.0, service == "router" and r.inference_outrun,
+                              r.inference_stalled))
     return records
 
 
@@ -116,7 +119,7 @@ def live_samples_from_proto(batch: monitoring_pb2.ReportRequest) -> list[tuple[s
         for field, values in ((name, row), ("scores", scores)):
             if not np.isfinite(values).all():
                 raise InvalidArgument(f"records[{i}].{field}: every value must be a finite number")
-        if r.service in ("", "router"):  # Scores carry the rows and scores drift is judged on
+        if r.service in ("", "router") and not r.inference_stalled:  # Scores carry the rows and scores drift is judged on
             samples.append((r.model_name, r.model_version, r.timestamp, row if len(row) else None, scores))
     return samples
 

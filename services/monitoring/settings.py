@@ -11,7 +11,7 @@ from mesh.config import MeshSettings
 SIGNALS = ("error_rate", "availability", "p50_ms", "p99_ms", "requests_per_second", "p99_anomaly_score", "slo_burn_fast_availability",
            "slo_burn_fast_latency", "drifted_features", "score_drifted", "cost_per_1000_scores", "budget_used",
            "version_error_rate", "version_error_excess", "version_latency_ratio", "version_score_shift",
-           "instance_error_excess", "instance_latency_ratio", "instance_outrun_excess",
+           "instance_error_excess", "instance_latency_ratio", "instance_outrun_excess", "instance_stall_ejections",
            "auc", "log_loss", "calibration_error", "positive_rate")
 
 
@@ -60,6 +60,11 @@ DEFAULT_RULES = [
     # Beaten by hedges to its peers on 20 points more of the calls sent to it first than they are
     # (peers differ by a few points): it stalls.
     AlertRuleConfig(name="instance_stalls", signal="instance_outrun_excess", op="gt", threshold=0.2, severity="high", for_s=10.0,
+                    keep_firing_s=30.0),
+    # A router's balancer ejected it as stalled (outrun three times in a row, nothing answered for
+    # a second while its peers answered): a verdict held already, so it fires at once; the
+    # routers then steer around it, and the rule above would lack the calls to judge it by.
+    AlertRuleConfig(name="instance_stalled", signal="instance_stall_ejections", op="gt", threshold=0.0, severity="high",
                     keep_firing_s=30.0),
     # Model quality from feedback (quality_window_s, once quality_min_labelled outcomes are in it):
     # log loss up 10% against an hour ago. Watched, not acted on: the fix is a retrain or a rollback.

@@ -42,6 +42,8 @@ class Record:
     inference hop's latency when known (retries and hedging delays are not the version's)."""
     outrun: bool = False
     """On a router's record: a hedge to another replica answered before this one."""
+    stalled: bool = False
+    """Not a Score but an event: a router's balancer ejected `instance_id` as stalled."""
 
 
 @dataclass
@@ -102,12 +104,17 @@ class TelemetryWindows:
         self.clock = clock
         self.buckets: dict[tuple[str, str, str, str, str, str], deque[Bucket]] = {}
         self.total = 0
+        self.stall_events: deque[tuple[float, str]] = deque(maxlen=10_000)
+        """(time, instance) of every stall ejection routers reported, oldest first."""
 
     def keys(self) -> list[tuple[str, str, str, str, str, str]]:
         """Every series' key (a snapshot, safe to read from another thread)."""
         return list(self.buckets)
 
     def add(self, record: Record) -> None:
+        if record.stalled:  # an event, no request: kept apart from every view of requests
+            self.stall_events.append((record.timestamp, record.instance_id))
+            return
         key = (record.service, record.model_name, record.model_version, record.route, record.split_arm, record.instance_id)
         series = self.buckets.setdefault(key, deque())
         start = math.floor(record.timestamp / self.bucket_s) * self.bucket_s
@@ -133,6 +140,26 @@ class TelemetryWindows:
         horizon = self.clock() - self.retention_s
         while series and series[0].start + self.bucket_s < horizon:
             series.popleft()
+
+    def stalls(self, window_s: float, now: float | None = None) -> dict[str, int]:
+        """instance -> the stall ejections routers reported of it in the last `window_s` seconds."""
+        since = (self.clock() if now is None else now) - window_s
+        counts: dict[str, int] = {}
+        for timestamp, instance in list(self.stall_events):
+            if timestamp >= since:
+                counts[instance] = counts.get(instance, 0) + 1
+        return counts
+
+    def span(self, window_s: float, model_name: str, model_version: str, now: float | None = None,
+             service: str = "router") -> tuple[float, float] | None:
+        """(start of the first, start of the last) bucket of the last `window_s` seconds in which
+        the version had traffic, over every route, split arm and instance; None when it had none."""
+        now = self.clock() if now is None else now
+        since, starts = now - window_s, []
+        for (key_service, name, version, *_), series in list(self.buckets.items()):
+            if key_service == service and name == model_name and version == model_version:
+                starts += [b.start for b in list(series) if b.requests and b.start + self.bucket_s > since and b.start <= now]
+        return (min(starts), max(starts)) if starts else None
 
     def view(self, window_s: float, model_name: str = "", model_version: str = "", now: float | None = None,
              route: str = "", split_arm: str = "", service: str = "router", instance_id: str = "") -> WindowView:

@@ -15,6 +15,7 @@ import grpc
 
 from inference import grpc_service_pb2 as pb
 from inference import grpc_service_pb2_grpc as pb_grpc
+from domain.inference_protocol import NOT_LOADED_BY_POLICY
 from mesh.discovery import Registry
 from mesh.inference_client import encode_request
 from mesh.tls import Channels
@@ -81,6 +82,18 @@ class InferenceReplicas(_PerAddress):
 
         return sorted(i for i in await asyncio.gather(*(one(*r) for r in await self._replicas())) if i)
 
+    async def alternatives(self, model: str, version: str) -> list[str]:
+        async def one(stub):
+            try:
+                index = await stub.RepositoryIndex(pb.RepositoryIndexRequest(), timeout=CALL_TIMEOUT_S)
+            except grpc.aio.AioRpcError:
+                return set()  # down or stopped: serves nothing now
+            return {m.version for m in index.models
+                    if m.name == model and m.version != version and (m.state == "READY" or m.reason == NOT_LOADED_BY_POLICY)}
+
+        found = await asyncio.gather(*(one(stub) for _, stub in await self._replicas()))
+        return sorted(set().union(*found))
+
     async def release(self, model: str) -> list[str]:
         async def one(instance_id, stub):
             try:
@@ -116,7 +129,7 @@ class InferenceReplicas(_PerAddress):
         return float(np.percentile(latencies, 99)) if latencies else float("inf")
 
     def control(self) -> VersionControl:
-        return VersionControl(self.hold, self.serving, self.release)
+        return VersionControl(self.hold, self.serving, self.release, self.alternatives)
 
 
 class FeatureCaches(_PerAddress):

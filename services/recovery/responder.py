@@ -35,6 +35,9 @@ class VersionControl:
     """(model, version) -> the replicas that still serve it (READY)."""
     release: Callable[[str], Awaitable[list[str]]]
     """(model) -> problems; loads the model again on every replica, lifting its holds."""
+    alternatives: Callable[[str, str], Awaitable[list[str]]]
+    """(model, version) -> the model's other versions that some replica serves, or would serve
+    once this one is held back (its version policy loads the ones before it)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,10 @@ class EjectionControl:
     """(instance id, reason) -> the verified outcome; refuses to eject the last serving replica."""
     readmit: Callable[[str], Awaitable[str]]
     """(instance id) -> the outcome."""
+
+
+def last_version(model: str, version: str) -> str:
+    return f"v{version} is the last version of {model} that could serve; rolled back, {model} would answer nothing"
 
 
 class AlertResponder:
@@ -249,6 +256,11 @@ class AlertResponder:
         """Hold the version back on every replica, record the rollback (so it sticks), and
         verify that no replica serves it; audited whatever the outcome."""
         started = time.monotonic()
+        # A slow or shifted version still answers; holding back a model's last version that could
+        # serve answers nothing (the comparison that flagged it may be with one gone since).
+        if not await self.versions.alternatives(model, version):
+            return self._audit("rollback_version", f"{model}:{version}", reason, f"not run: {last_version(model, version)}",
+                               time.monotonic() - started, trigger)
         self.rollbacks.add(RolledBack(model, version, reason, time.time()))
         problems = await self.versions.hold(model, version, f"rolled back by recovery: {reason}"[:200])
         outcome = await self._verify_out(model, version, problems)
@@ -311,6 +323,8 @@ class AlertResponder:
             raise NotFound(f"target: {quote(target)} is not rolled back")
         if action == "rollback_version" and rolled is not None:
             raise FailedPrecondition(f"target: {quote(target)} is rolled back already")
+        if action == "rollback_version" and not await self.versions.alternatives(model, version):
+            raise FailedPrecondition(f"target: {last_version(model, version)} (RepositoryModelUnload takes a model out)")
         if dry_run:
             return self._audit(action, target, reason, f"dry run: would {action} {target}", 0.0, "manual", dry_run=True)
         if action == "rollback_version":

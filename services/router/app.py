@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from prometheus_client import Counter
 
@@ -41,6 +42,10 @@ async def setup(runtime: ServiceRuntime, settings: RouterSettings) -> Readiness:
     inference = runtime.client("inference", grpc_service_pb2_grpc.GRPCInferenceServiceStub, "inference.GRPCInferenceService")
     monitoring = runtime.client("monitoring", monitoring_pb2_grpc.MonitoringStub, "scoremesh.v1.Monitoring")
     buffer = TelemetryBuffer(settings.telemetry_buffer, on_drop=TELEMETRY_DROPPED.inc)
+    # A replica this router's balancer ejected as stalled: reported, since the router steers
+    # around it at once and monitoring would then see too few of its calls to judge it by.
+    inference.on_stall = lambda instance_id: buffer.offer(
+        {"service": "router", "inference_instance_id": instance_id, "inference_stalled": True, "timestamp": time.time(), "scores": ()})
     source = routing_source(settings)
     document, origin = source.initial()
     try:

@@ -89,7 +89,7 @@ def test_consecutive_failures_eject_for_growing_capped_times_within_the_share():
     b = balancer(n=10, clock=clock)
     bad = b.endpoints["10.0.0.0:1"]
     ejected = []
-    b.on_eject = lambda address, seconds: ejected.append(seconds)
+    b.on_eject = lambda address, seconds, why: ejected.append(seconds) if why == "failing" else None
     for round_ in range(12):
         for _ in range(5):
             b.started(bad)
@@ -141,6 +141,8 @@ def test_outrun_first_attempts_eject_only_an_instance_that_answers_nothing():
     clock = Clock()
     b = balancer(n=2, clock=clock, max_ejected_share=0.5)
     busy, stalled = b.endpoints.values()
+    ejections = []
+    b.on_eject = lambda address, seconds, why: ejections.append((address, why))
     for endpoint in (busy, stalled):
         b.started(endpoint)
         b.finished(endpoint, 0.01, "ok")
@@ -156,6 +158,7 @@ def test_outrun_first_attempts_eject_only_an_instance_that_answers_nothing():
         b.started(stalled)
         b.finished(stalled, 0.05, "outrun")
     assert stalled.ejected_until > clock.now and b.pick() is busy
+    assert ejections == [(stalled.address, "stalled")]  # what routers report to monitoring
 
 
 def test_an_outrun_attempt_is_a_lower_bound_of_latency():

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TelemetryRecord(_message.Message):
-    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp", "features", "route", "split_arm", "service", "instance_id", "inference_instance_id", "inference_attempt_ms", "inference_outrun", "ad_ids", "member_names", "member_scores", "features_raw")
+    __slots__ = ("request_id", "model_name", "model_version", "status", "latency_ms", "features_ms", "inference_ms", "candidates", "scores", "timestamp", "features", "route", "split_arm", "service", "instance_id", "inference_instance_id", "inference_attempt_ms", "inference_outrun", "ad_ids", "member_names", "member_scores", "features_raw", "inference_stalled")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class TelemetryRecord(_message.Message):
     MEMBER_NAMES_FIELD_NUMBER: _ClassVar[int]
     MEMBER_SCORES_FIELD_NUMBER: _ClassVar[int]
     FEATURES_RAW_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_STALLED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model_name: str
     model_version: str
@@ -52,7 +53,8 @@ class TelemetryRecord(_message.Message):
     member_names: _containers.RepeatedScalarFieldContainer[str]
     member_scores: _containers.RepeatedScalarFieldContainer[float]
     features_raw: bytes
-    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ..., features: _Optional[_Iterable[float]] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., inference_instance_id: _Optional[str] = ..., inference_attempt_ms: _Optional[float] = ..., inference_outrun: _Optional[bool] = ..., ad_ids: _Optional[_Iterable[str]] = ..., member_names: _Optional[_Iterable[str]] = ..., member_scores: _Optional[_Iterable[float]] = ..., features_raw: _Optional[bytes] = ...) -> None: ...
+    inference_stalled: bool
+    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., features_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., candidates: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., timestamp: _Optional[float] = ..., features: _Optional[_Iterable[float]] = ..., route: _Optional[str] = ..., split_arm: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., inference_instance_id: _Optional[str] = ..., inference_attempt_ms: _Optional[float] = ..., inference_outrun: _Optional[bool] = ..., ad_ids: _Optional[_Iterable[str]] = ..., member_names: _Optional[_Iterable[str]] = ..., member_scores: _Optional[_Iterable[float]] = ..., features_raw: _Optional[bytes] = ..., inference_stalled: _Optional[bool] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
     __slots__ = ("records",)

@@ -22,6 +22,17 @@ def test_a_router_record_is_keyed_by_the_replica_that_answered_an_inference_reco
     assert (own.service, own.instance_id, own.replica_ms) == ("inference", "inference-1", 0.0)
 
 
+def test_a_routers_stall_event_names_the_replica_and_is_no_score():
+    event = monitoring_pb2.ReportRequest(records=[monitoring_pb2.TelemetryRecord(
+        service="router", inference_instance_id="inference-2", inference_stalled=True, timestamp=1000.0)])
+    [record] = records_from_proto(event)
+    assert (record.stalled, record.instance_id, record.timestamp, record.model_name) == (True, "inference-2", 1000.0, "")
+    assert live_samples_from_proto(event) == []  # nothing for drift
+    for fields in ({"service": "inference", "instance_id": "inference-2"}, {"inference_instance_id": ""}):
+        with pytest.raises(InvalidArgument, match=r"records\[0\]\.inference_stalled: a router's event naming the replica"):
+            records_from_proto(batch(**{"inference_stalled": True, "inference_instance_id": "inference-2", **fields}))
+
+
 @pytest.mark.parametrize("name", ["latency_ms", "timestamp", "inference_ms", "inference_attempt_ms"])
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
 def test_a_time_that_is_not_a_finite_non_negative_number_is_refused_naming_it(name, value):

@@ -43,9 +43,9 @@ def test_drift_signals_are_recomputed_at_most_every_interval():
 def test_each_version_is_compared_with_the_busiest_other_version_of_its_model():
     windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
     for i in range(100):  # production: 10 ms, 1 error in 100
-        windows.add(Record("ctr", "INTERNAL" if i == 0 else "OK", 10.0, NOW - 2, model_version="1"))
+        windows.add(Record("ctr", "INTERNAL" if i == 0 else "OK", 10.0, NOW - 1 - i % 2, model_version="1"))
     for i in range(30):  # the new version: 10x slower, 3 errors in 30
-        windows.add(Record("ctr", "INTERNAL" if i < 3 else "OK", 100.0, NOW - 1, model_version="2"))
+        windows.add(Record("ctr", "INTERNAL" if i < 3 else "OK", 100.0, NOW - 1 - i % 2, model_version="2"))
     for i in range(19):  # too little traffic to judge
         windows.add(Record("ctr", "INTERNAL", 500.0, NOW - 1, model_version="3"))
     for i in range(50):  # a model with one version: nothing to compare with
@@ -70,6 +70,31 @@ def test_each_version_is_compared_with_the_busiest_other_version_of_its_model():
             hop_ms = 40.0 if i >= 90 else typical  # the slowest tenth waited in the queue, in both
             median.add(Record("ctr", "OK", 10.0 + hop_ms, NOW - 1, model_version=version, inference_ms=hop_ms))
     assert version_signals(median, 10.0, now=NOW)["ctr:2"]["version_latency_ratio"] == pytest.approx(10.0, rel=0.03)
+
+
+def test_versions_are_compared_only_over_the_span_in_which_both_served():
+    windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
+    live = LiveSamples()
+    for i in range(100):  # production under a load spike before the new version started...
+        windows.add(Record("ctr", "OK", 200.0, NOW - 8, model_version="1", inference_ms=190.0))
+        live.add("ctr", "1", NOW - 8, [], [0.9])
+    for version in ("1", "2"):  # ...then both as quick, scoring alike
+        for i in range(100):
+            windows.add(Record("ctr", "OK", 10.0, NOW - 1 - i % 2, model_version=version, inference_ms=1.0 + i % 3))
+            live.add("ctr", version, NOW - 1 - i % 2, [], [0.1 + 0.001 * i])
+    for version in ("1", "2"):  # two versions side by side, then one rolled back; the other alone under a load
+        for i in range(50):
+            windows.add(Record("cvr", "OK", 20.0, NOW - 9, model_version=version, inference_ms=2.0))
+    for i in range(50):
+        windows.add(Record("cvr", "OK", 90.0, NOW - 1, model_version="1", inference_ms=9.0))
+    windows.add(Record("cvr", "OK", 20.0, NOW - 1, model_version="3", inference_ms=2.0))  # too little to judge
+    signals = version_signals(windows, 10.0, now=NOW, live=live)
+    assert set(signals) == {"ctr:1", "ctr:2", "cvr:1", "cvr:2"}
+    for target in signals:  # in their common spans none differs: neither is judged by the other's absence
+        assert signals[target]["version_latency_ratio"] == pytest.approx(1.0, rel=0.03), target
+    assert signals["ctr:1"]["version_score_shift"] < 1.0 and signals["ctr:2"]["version_score_shift"] < 1.0
+    # Over the whole window production's p99 would be 190 ms against the new version's 3 ms.
+    assert windows.view(10.0, "ctr", "1", now=NOW).inference_p99_ms == pytest.approx(190.0, rel=0.03)
 
 
 
@@ -124,3 +149,16 @@ def test_a_replica_stalled_before_it_can_time_its_calls_is_found_by_what_the_rou
     # The router's records still count once per Score in the model's views, whichever replica answered.
     assert windows.view(10.0, "ctr", now=NOW).requests == 51
     assert windows.view(10.0, "ctr", now=NOW).inference_p50_ms == pytest.approx(1.5, rel=0.03)
+
+
+def test_a_replica_routers_ejected_as_stalled_is_flagged_however_few_calls_it_got():
+    windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
+    for instance in ("inference-1", "inference-2"):  # 3 calls to inference-2 before its router steered around it
+        for _ in range(30 if instance == "inference-1" else 3):
+            windows.add(Record("ctr", "OK", 3.0, NOW - 5, "1", inference_ms=1.0, instance_id=instance, replica_ms=1.0))
+    for router_time in (NOW - 4, NOW - 2):  # two routers' verdicts; one older than the window
+        windows.add(Record("", "OK", 0.0, router_time, instance_id="inference-2", stalled=True))
+    windows.add(Record("", "OK", 0.0, NOW - 30, instance_id="inference-1", stalled=True))
+    signals = instance_signals(windows, 10.0, now=NOW)
+    assert signals == {"instance:inference-2": {"instance_stall_ejections": 2.0}}
+    assert windows.view(10.0, now=NOW).requests == 33  # events are not requests

@@ -58,6 +58,9 @@ class Replicas:
             versions.add((model, "2"))
         return []
 
+    async def alternatives(self, model, version):
+        return sorted({v for versions in self.serving.values() for m, v in versions if m == model and v != version})
+
 
 SLOW = Alert("version_slow", "ctr:2", "version_latency_ratio", 9.7, "version_slow: version_latency_ratio of ctr:2 is 9.7 (gt 3)")
 
@@ -65,7 +68,7 @@ SLOW = Alert("version_slow", "ctr:2", "version_latency_ratio", 9.7, "version_slo
 def responder(tmp_path, replicas, clock=None, **kwargs):
     gate = Gate(cooldown_s=60.0, give_up_after=2, clock=clock or (lambda: 0.0))
     return AlertResponder(DEFAULT_POLICIES, gate, AuditLog(tmp_path / "audit.sqlite"), Rollbacks(tmp_path / "audit.sqlite"),
-                          VersionControl(replicas.hold, replicas.still_serving, replicas.release),
+                          VersionControl(replicas.hold, replicas.still_serving, replicas.release, replicas.alternatives),
                           verify_timeout_s=0.2, poll_s=0.01, backoff_s=0.01, **kwargs)
 
 
@@ -84,6 +87,26 @@ def test_a_slow_version_is_rolled_back_once_verified_and_audited(tmp_path):
     assert entry.outcome == "succeeded: no replica serves ctr v2"
     assert again is None and unknown is None and len(audit) == 1 and rolled == ["ctr:2"]
     assert replicas.holds == [("ctr", "2", "rolled back by recovery: version_slow (version_regression): " + SLOW.message)]
+
+
+def test_the_last_version_that_could_serve_a_model_is_never_rolled_back(tmp_path):
+    replicas = Replicas()
+
+    async def scenario():
+        r = responder(tmp_path, replicas)
+        first = await r.on_alert(SLOW)  # v1 still serves: v2 goes
+        # Then v1 compared with what v2 was: flagged in turn, but it is all that is left.
+        last = await r.on_alert(Alert("version_slow", "ctr:1", "version_latency_ratio", 7.4, "version_slow: ctr:1 is 7.4 (gt 3)"))
+        with pytest.raises(FailedPrecondition) as refused:
+            await r.trigger("rollback_version", "ctr:1", "by hand")
+        return first, last, refused.value, [x.target for x in r.rollbacks.all()]
+
+    first, last, refused, rolled = asyncio.run(scenario())
+    assert first.outcome == "succeeded: no replica serves ctr v2"
+    assert last.outcome == "not run: v1 is the last version of ctr that could serve; rolled back, ctr would answer nothing"
+    assert str(refused).startswith("target: v1 is the last version of ctr that could serve")
+    assert rolled == ["ctr:2"] and [h[:2] for h in replicas.holds] == [("ctr", "2")]
+    assert replicas.serving["inference-1"] == {("ctr", "1")}
 
 
 def test_a_rollback_that_does_not_take_is_retried_then_given_up_and_the_gate_holds(tmp_path):

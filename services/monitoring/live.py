@@ -52,12 +52,10 @@ class LiveSamples:
             raise NotFound(f"model_name: no live traffic of {model!r} yet")
         return max(versions)[2]
 
-    def window(self, model: str, version: str, window_s: float, dim: int, now: float | None = None,
-               until: float = float("inf")) -> tuple[np.ndarray, np.ndarray]:
-        """(feature rows of width `dim`, scores) of the last `window_s` seconds before `now`, none
-        stamped after `until` (a reporter's clock may run a little ahead: no upper bound by default)."""
+    def window(self, model: str, version: str, window_s: float, dim: int, now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(feature rows of width `dim`, scores) of the last `window_s` seconds."""
         since = (time.time() if now is None else now) - window_s
-        chosen = [s for s in self.samples.get((model, version), ()) if since <= s.timestamp <= until]
+        chosen = [s for s in self.samples.get((model, version), ()) if s.timestamp >= since]
         rows = [s.features for s in chosen if s.features is not None and s.features.shape == (dim,)]
         scores = [s.scores for s in chosen]
         return (np.stack(rows) if rows else np.zeros((0, dim), np.float32),

@@ -108,36 +108,27 @@ def version_signals(windows: TelemetryWindows, window_s: float, now: float | Non
                     min_requests: int = VERSION_MIN_REQUESTS, live: LiveSamples | None = None) -> dict[str, dict[str, float]]:
     """`model:version` -> {version_error_rate, version_error_excess, version_latency_ratio (of
     p50s or p99s, whichever is larger; the inference hop's when known)}:
-    each version with traffic against the busiest other version of its model (the one in
+    each version with traffic against the busiest older version of its model (the one in
     production, or the canary's baseline), as canary analysis compares them (Argo Rollouts,
-    Flagger): over the span in which both had traffic only, so that neither is judged by a time
-    the other did not see (a load before the canary started; a version rolled back since). A model
-    with a single version in the window has none; a pair with under `min_requests` each in their
-    common span neither. With `live` samples, also version_score_shift: the PSI between the two
-    versions' scores over its no-drift threshold for these sample sizes (above 1: the version
-    scores traffic differently; at least 100 each)."""
+    Flagger). Never an older version against a newer one: what recovery does of a regression is
+    hold the newer back so the older serves — after a rollback the older one is production again,
+    and judging it by the newer, whose window lacks whatever load the older one met before,
+    would roll back the version that serves. A model's oldest version in the window has none. With `live` samples, also
+    version_score_shift: the PSI between the two versions' scores over its no-drift threshold for
+    these sample sizes (above 1: the version scores traffic differently; at least 100 each)."""
     now = time.time() if now is None else now
-    busiest: dict[str, dict[str, int]] = {}
+    views: dict[str, dict[str, object]] = {}
     for model, version in sorted({key[1:3] for key in windows.keys() if key[0] == "router"}):
-        requests = windows.view(window_s, model, version, now=now).requests
-        if requests >= min_requests:
-            busiest.setdefault(model, {})[version] = requests
+        view = windows.view(window_s, model, version, now=now)
+        if view.requests >= min_requests:
+            views.setdefault(model, {})[version] = view
     signals: dict[str, dict[str, float]] = {}
-    for model, by_version in busiest.items():
-        for version in by_version:
-            others = [name for name in by_version if name != version]
+    for model, by_version in views.items():
+        for version, view in by_version.items():
+            others = [v for name, v in by_version.items() if name.isdigit() and version.isdigit() and int(name) < int(version)]
             if not others:
                 continue
-            reference_version = max(others, key=lambda name: by_version[name])
-            spans = [windows.span(window_s, model, name, now=now) for name in (version, reference_version)]
-            start, last = max(s[0] for s in spans), min(s[1] for s in spans)
-            if last < start:
-                continue  # they never served at the same time (a version replaced another)
-            until = last + windows.bucket_s
-            view = windows.view(last - start, model, version, now=last)
-            reference = windows.view(last - start, model, reference_version, now=last)
-            if min(view.requests, reference.requests) < min_requests:
-                continue
+            reference = max(others, key=lambda v: v.requests)
             # The model's own hop when both know it (what a version changes; the rest of a Score
             # is features and the router), else the whole Score. The median or p99, whichever
             # rose more: a uniformly slower version moves the median most (under load the p99
@@ -151,8 +142,9 @@ def version_signals(windows: TelemetryWindows, window_s: float, now: float | Non
                 "version_latency_ratio": max(mine / max(theirs, 1e-3) for mine, theirs in pairs),
             }
             if live is not None:
-                _, mine = live.window(model, version, now - start, 0, now, until=until)
-                _, theirs = live.window(model, reference_version, now - start, 0, now, until=until)
+                reference_version = next(name for name, v in by_version.items() if v is reference)
+                _, mine = live.window(model, version, window_s, 0, now)
+                _, theirs = live.window(model, reference_version, window_s, 0, now)
                 if min(len(mine), len(theirs)) >= SCORE_MIN_SAMPLES:
                     edges = np.quantile(theirs, np.linspace(0, 1, BINS + 1))
                     signals[version_target(model, version)]["version_score_shift"] = psi(theirs, mine, edges) / psi_threshold(len(mine), len(theirs))

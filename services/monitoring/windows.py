@@ -150,17 +150,6 @@ class TelemetryWindows:
                 counts[instance] = counts.get(instance, 0) + 1
         return counts
 
-    def span(self, window_s: float, model_name: str, model_version: str, now: float | None = None,
-             service: str = "router") -> tuple[float, float] | None:
-        """(start of the first, start of the last) bucket of the last `window_s` seconds in which
-        the version had traffic, over every route, split arm and instance; None when it had none."""
-        now = self.clock() if now is None else now
-        since, starts = now - window_s, []
-        for (key_service, name, version, *_), series in list(self.buckets.items()):
-            if key_service == service and name == model_name and version == model_version:
-                starts += [b.start for b in list(series) if b.requests and b.start + self.bucket_s > since and b.start <= now]
-        return (min(starts), max(starts)) if starts else None
-
     def view(self, window_s: float, model_name: str = "", model_version: str = "", now: float | None = None,
              route: str = "", split_arm: str = "", service: str = "router", instance_id: str = "") -> WindowView:
         """The merged aggregates of the last `window_s` seconds (whole buckets that overlap it),

@@ -40,22 +40,21 @@ def test_drift_signals_are_recomputed_at_most_every_interval():
     assert cache.get("ctr", 59.0) == {"drifted_features": 2.0} and cache.get("ctr", 60.0) is None
 
 
-def test_each_version_is_compared_with_the_busiest_other_version_of_its_model():
+def test_each_version_is_compared_with_the_busiest_older_version_of_its_model():
     windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
     for i in range(100):  # production: 10 ms, 1 error in 100
-        windows.add(Record("ctr", "INTERNAL" if i == 0 else "OK", 10.0, NOW - 1 - i % 2, model_version="1"))
+        windows.add(Record("ctr", "INTERNAL" if i == 0 else "OK", 10.0, NOW - 2, model_version="1"))
     for i in range(30):  # the new version: 10x slower, 3 errors in 30
-        windows.add(Record("ctr", "INTERNAL" if i < 3 else "OK", 100.0, NOW - 1 - i % 2, model_version="2"))
+        windows.add(Record("ctr", "INTERNAL" if i < 3 else "OK", 100.0, NOW - 1, model_version="2"))
     for i in range(19):  # too little traffic to judge
         windows.add(Record("ctr", "INTERNAL", 500.0, NOW - 1, model_version="3"))
     for i in range(50):  # a model with one version: nothing to compare with
         windows.add(Record("cvr", "OK", 10.0, NOW - 1, model_version="1"))
     signals = version_signals(windows, 10.0, now=NOW)
-    assert set(signals) == {"ctr:1", "ctr:2"}
-    new, production = signals["ctr:2"], signals["ctr:1"]
+    assert set(signals) == {"ctr:2"}  # production has no older version; v3 too little traffic; cvr one version
+    new = signals["ctr:2"]
     assert new["version_error_rate"] == pytest.approx(0.1) and new["version_error_excess"] == pytest.approx(0.09)
     assert new["version_latency_ratio"] == pytest.approx(10.0, rel=0.03)  # DDSketch: 1% relative accuracy each
-    assert production["version_latency_ratio"] == pytest.approx(0.1, rel=0.03) and production["version_error_excess"] < 0
 
     # With the inference hop known, the ratio is the hop's: the version changes that, not features.
     hop = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
@@ -72,30 +71,17 @@ def test_each_version_is_compared_with_the_busiest_other_version_of_its_model():
     assert version_signals(median, 10.0, now=NOW)["ctr:2"]["version_latency_ratio"] == pytest.approx(10.0, rel=0.03)
 
 
-def test_versions_are_compared_only_over_the_span_in_which_both_served():
-    windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
-    live = LiveSamples()
-    for i in range(100):  # production under a load spike before the new version started...
-        windows.add(Record("ctr", "OK", 200.0, NOW - 8, model_version="1", inference_ms=190.0))
-        live.add("ctr", "1", NOW - 8, [], [0.9])
-    for version in ("1", "2"):  # ...then both as quick, scoring alike
-        for i in range(100):
-            windows.add(Record("ctr", "OK", 10.0, NOW - 1 - i % 2, model_version=version, inference_ms=1.0 + i % 3))
-            live.add("ctr", version, NOW - 1 - i % 2, [], [0.1 + 0.001 * i])
-    for version in ("1", "2"):  # two versions side by side, then one rolled back; the other alone under a load
-        for i in range(50):
-            windows.add(Record("cvr", "OK", 20.0, NOW - 9, model_version=version, inference_ms=2.0))
-    for i in range(50):
-        windows.add(Record("cvr", "OK", 90.0, NOW - 1, model_version="1", inference_ms=9.0))
-    windows.add(Record("cvr", "OK", 20.0, NOW - 1, model_version="3", inference_ms=2.0))  # too little to judge
-    signals = version_signals(windows, 10.0, now=NOW, live=live)
-    assert set(signals) == {"ctr:1", "ctr:2", "cvr:1", "cvr:2"}
-    for target in signals:  # in their common spans none differs: neither is judged by the other's absence
-        assert signals[target]["version_latency_ratio"] == pytest.approx(1.0, rel=0.03), target
-    assert signals["ctr:1"]["version_score_shift"] < 1.0 and signals["ctr:2"]["version_score_shift"] < 1.0
-    # Over the whole window production's p99 would be 190 ms against the new version's 3 ms.
-    assert windows.view(10.0, "ctr", "1", now=NOW).inference_p99_ms == pytest.approx(190.0, rel=0.03)
 
+def test_an_older_version_is_never_judged_by_a_newer_one():
+    windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
+    for i in range(100):  # v1 under a load spike, then v2 promoted, then v1 production again (v2 rolled back)
+        windows.add(Record("ctr", "OK", 200.0, NOW - 8, model_version="1", inference_ms=190.0))
+        windows.add(Record("ctr", "OK", 10.0, NOW - 5, model_version="2", inference_ms=2.0))
+    for i in range(30):
+        windows.add(Record("ctr", "OK", 10.0, NOW - 1, model_version="1", inference_ms=2.0))
+    signals = version_signals(windows, 10.0, now=NOW)
+    # Judged the other way, v1 would read 95x slower than v2 and be rolled back: the version serving.
+    assert set(signals) == {"ctr:2"} and signals["ctr:2"]["version_latency_ratio"] < 1.0
 
 
 def test_a_version_that_scores_traffic_differently_from_production_is_flagged_and_a_copy_is_not():

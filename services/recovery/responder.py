@@ -243,6 +243,11 @@ class AlertResponder:
         return self._audit("scale_up", service, reason, outcome, time.monotonic() - started, trigger, service=service)
 
     async def _rollback_with_retries(self, model: str, version: str, reason: str, trigger: str) -> AuditEntry:
+        # A slow or shifted version still answers; holding back a model's last version that could
+        # serve answers nothing (the comparison that flagged it may be with one gone since).
+        # Recovery/Trigger checks the same before its own rollback.
+        if not await self.versions.alternatives(model, version):
+            return self._audit("rollback_version", f"{model}:{version}", reason, f"not run: {last_version(model, version)}", 0.0, trigger)
         entry = None
         for attempt in range(self.attempts):
             if attempt:
@@ -256,11 +261,6 @@ class AlertResponder:
         """Hold the version back on every replica, record the rollback (so it sticks), and
         verify that no replica serves it; audited whatever the outcome."""
         started = time.monotonic()
-        # A slow or shifted version still answers; holding back a model's last version that could
-        # serve answers nothing (the comparison that flagged it may be with one gone since).
-        if not await self.versions.alternatives(model, version):
-            return self._audit("rollback_version", f"{model}:{version}", reason, f"not run: {last_version(model, version)}",
-                               time.monotonic() - started, trigger)
         self.rollbacks.add(RolledBack(model, version, reason, time.time()))
         problems = await self.versions.hold(model, version, f"rolled back by recovery: {reason}"[:200])
         outcome = await self._verify_out(model, version, problems)

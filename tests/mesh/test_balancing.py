@@ -89,13 +89,14 @@ def test_consecutive_failures_eject_for_growing_capped_times_within_the_share():
     b = balancer(n=10, clock=clock)
     bad = b.endpoints["10.0.0.0:1"]
     ejected = []
-    b.on_eject = lambda address, seconds, why: ejected.append(seconds) if why == "failing" else None
+    reasons = set()
+    b.on_eject = lambda address, seconds, why: (ejected.append(seconds), reasons.add(why))
     for round_ in range(12):
         for _ in range(5):
             b.started(bad)
             b.finished(bad, 0.001, "failed")
         clock.now += 400  # past any ejection
-    assert ejected[:3] == [30.0, 60.0, 90.0] and max(ejected) == 300.0
+    assert ejected[:3] == [30.0, 60.0, 90.0] and max(ejected) == 300.0 and reasons == {"failing"}
     # At most 10% of 10 instances: a second bad one is not ejected while the first is.
     other = b.endpoints["10.0.0.1:1"]
     for _ in range(5):

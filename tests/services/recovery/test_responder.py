@@ -95,7 +95,8 @@ def test_the_last_version_that_could_serve_a_model_is_never_rolled_back(tmp_path
     async def scenario():
         r = responder(tmp_path, replicas)
         first = await r.on_alert(SLOW)  # v1 still serves: v2 goes
-        # Then v1 compared with what v2 was: flagged in turn, but it is all that is left.
+        # Should v1 be flagged in turn (monitoring judges only newer versions; any rule might), it
+        # is all that is left.
         last = await r.on_alert(Alert("version_slow", "ctr:1", "version_latency_ratio", 7.4, "version_slow: ctr:1 is 7.4 (gt 3)"))
         with pytest.raises(FailedPrecondition) as refused:
             await r.trigger("rollback_version", "ctr:1", "by hand")

@@ -10,7 +10,7 @@ as plain code (no gRPC), tested on their own.
   fast. A first attempt outrun by a hedge sent later took at least as long as it was out: that
   time is a latency sample (a lower bound, never a made-up penalty). A hedge made moot because
   the first attempt answered says nothing of its instance. An instance outrun three times in a
-  row that has answered nothing for `stall_s` is stalled (a stopped process, a dead link) and is
+  row that has answered nothing for `stall_s` (since it joined, if it never has) is stalled (a stopped process, a dead link) and is
   ejected like a failing one.
 - Outlier ejection (Envoy's defaults): 5 consecutive failures eject an instance for 30 s x the
   number of its ejections, at most 300 s; at most 10% of instances are ejected (at least one
@@ -59,6 +59,7 @@ class Endpoint:
     outrun_streak: int = 0
     """First attempts outrun by a hedge since this instance last answered anything."""
     last_answer: float = 0.0
+    """When it last answered, or joined the balancer (clock time)."""
     ejections: int = 0
     ejected_until: float = 0.0
     latencies: deque = field(default_factory=lambda: deque(maxlen=50))
@@ -116,8 +117,15 @@ class Balancer:
 
     def sync(self, addresses: Sequence[str], weights: dict[str, float] | None = None) -> None:
         """The instances discovery says are healthy now; what is known of them is kept."""
+        now = self.clock()
         for address in addresses:
-            endpoint = self.endpoints.setdefault(address, Endpoint(address))
+            endpoint = self.endpoints.get(address)
+            if endpoint is None:
+                # Judged stalled only after `stall_s` without an answer since it joined: a
+                # replica just (re)started is slow on its first calls, and outrun three times in
+                # a row before it ever answered it read as stalled at once (and was ejected
+                # mesh-wide for 50 s in the end-to-end tests).
+                endpoint = self.endpoints[address] = Endpoint(address, last_answer=now)
             endpoint.weight = (weights or {}).get(address, endpoint.weight)
         for gone in set(self.endpoints) - set(addresses):
             del self.endpoints[gone]

@@ -11,6 +11,7 @@ Incidents live in SQLite (the embedded default), so a restart loses none.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -151,6 +152,14 @@ class IncidentStore:
             changed = self._db.execute("UPDATE incidents SET status='resolved', resolved_at=? WHERE rule=? AND target=? AND status='open'",
                                        (now, rule, target)).rowcount
         return self.latest(rule, target) if changed else None
+
+    def spans(self, signal_prefix: str, since: float) -> list[tuple[str, float, float]]:
+        """(target, opened, resolved or inf) of the incidents on signals starting with
+        `signal_prefix` that were open at some time since `since`."""
+        with self._lock:
+            rows = self._db.execute("SELECT target, first_seen, status, resolved_at FROM incidents WHERE substr(signal, 1, ?) = ?"
+                                    " AND (status='open' OR resolved_at >= ?)", (len(signal_prefix), signal_prefix, since)).fetchall()
+        return [(target, opened, math.inf if status == "open" else resolved) for target, opened, status, resolved in rows]
 
     def open_keys(self) -> set[tuple[str, str]]:
         with self._lock:

@@ -103,7 +103,8 @@ async def setup(runtime: ServiceRuntime, settings: MonitoringSettings) -> None:
         signals = model_signals(windows, objectives, settings.slo_window_scale, settings.alert_window_s, live, baselines,
                                 settings.drift_window_s, anomalies=anomalies, drift_cache=drift_cache, details=details)
         signals.update(version_signals(windows, settings.alert_window_s, live=live))
-        signals.update(instance_signals(windows, settings.alert_window_s))
+        signals.update(instance_signals(windows, settings.alert_window_s,
+                                        regressions=store.spans("version_", time.time() - settings.alert_window_s)))
         for model, values in quality_signals(quality, settings.quality_window_s, settings.quality_min_labelled).items():
             signals.setdefault(model, {}).update(values)
         view = costs.view

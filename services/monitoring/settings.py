@@ -62,10 +62,12 @@ DEFAULT_RULES = [
     AlertRuleConfig(name="instance_stalls", signal="instance_outrun_excess", op="gt", threshold=0.2, severity="high", for_s=10.0,
                     keep_firing_s=30.0),
     # A router's balancer ejected it as stalled (outrun three times in a row, nothing answered for
-    # a second while its peers answered): a verdict held already, so it fires at once; the
-    # routers then steer around it, and the rule above would lack the calls to judge it by.
+    # a second while its peers answered): the routers then steer around it, and the rule above
+    # would lack the calls to judge it by. Held 5 s: time for the alert on a new version slow
+    # enough to stop a replica to open first, which makes the verdict the version's (recovery
+    # rolls the version back rather than eject a healthy replica; signals.VERSION_EXCUSE_LEAD_S).
     AlertRuleConfig(name="instance_stalled", signal="instance_stall_ejections", op="gt", threshold=0.0, severity="high",
-                    keep_firing_s=30.0),
+                    for_s=5.0, keep_firing_s=30.0),
     # Model quality from feedback (quality_window_s, once quality_min_labelled outcomes are in it):
     # log loss up 10% against an hour ago. Watched, not acted on: the fix is a retrain or a rollback.
     AlertRuleConfig(name="log_loss_up", signal="log_loss", op="pct_increase", threshold=10.0, window_s=3600.0, severity="medium"),

@@ -4,6 +4,7 @@ rates and drift. No gRPC here."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -97,6 +98,13 @@ SCORE_MIN_SAMPLES = 100
 VERSION_MIN_REQUESTS = 20
 """Requests a version, and the version it is compared with, need in the window before they are
 compared (fewer make a p99 of noise)."""
+VERSION_EXCUSE_LEAD_S = 10.0
+"""How long before a version's regression alert opened a router's stall verdict on a replica
+that served the version is put down to the version. A new version slow enough to be rolled back
+can leave a replica answering nothing for a second before enough of its calls are in to judge
+the version (a verdict came 1 s before the version alert, 4 s after the version appeared, in
+the end-to-end tests on a 2-core machine): recovery rolls the version back; ejecting the replica
+as well took a healthy one out of two for 50 s."""
 
 
 def version_target(model: str, version: str) -> str:
@@ -157,7 +165,8 @@ def instance_target(instance_id: str) -> str:
 
 
 def instance_signals(windows: TelemetryWindows, window_s: float, now: float | None = None,
-                     min_requests: int = VERSION_MIN_REQUESTS) -> dict[str, dict[str, float]]:
+                     min_requests: int = VERSION_MIN_REQUESTS,
+                     regressions: Sequence[tuple[str, float, float]] = ()) -> dict[str, dict[str, float]]:
     """`instance:<id>` -> {instance_latency_ratio, instance_error_excess, instance_outrun_excess}:
     each inference replica against the median of its peers serving the same model version
     (during a rollout a replica already on a slower new version is not an outlier). Two views,
@@ -167,11 +176,19 @@ def instance_signals(windows: TelemetryWindows, window_s: float, now: float | No
     process queues calls before it can time them, and hedging caps how long it makes callers
     wait, so only the outrun share shows how often it stalls. A slow replica gets less traffic
     from the balancers, but what it gets is slow. Needs two replicas with `min_requests` each
-    in a view; a replica's worst view counts."""
+    in a view; a replica's worst view counts.
+
+    `regressions`: (`model:version`, alert opened, resolved or inf) of the version alerts open
+    in the window. Such a version's calls are not compared, and the routers' stall verdicts on a
+    replica that served it, from VERSION_EXCUSE_LEAD_S before its alert opened until it
+    resolved, are the version's."""
     now = time.time() if now is None else now
     signals: dict[str, dict[str, float]] = {}
+    regressed = {target for target, _, _ in regressions}
     for service in ("inference", "router"):
         for model, version in sorted({key[1:3] for key in windows.keys() if key[0] == service and key[5]}):
+            if version_target(model, version) in regressed:
+                continue  # the calls of a version judged regressed say nothing of the replicas
             measured: dict[str, dict[str, float]] = {}
             for instance in sorted({key[5] for key in windows.keys() if key[0] == service and key[1:3] == (model, version) and key[5]}):
                 view = windows.view(window_s, model, version, now=now, service=service, instance_id=instance)
@@ -193,7 +210,13 @@ def instance_signals(windows: TelemetryWindows, window_s: float, now: float | No
                     out[signal] = max(out.get(signal, compared), compared)
     # Routers' verdicts: a replica they ejected as stalled got too few calls since to be judged
     # by the views above (they steer around it at once).
-    for instance, count in windows.stalls(window_s, now).items():
+    excused: dict[str, list[tuple[float, float]]] = {}
+    for target, opened, resolved in regressions:
+        model, _, version = target.rpartition(":")
+        for key in windows.keys():
+            if key[0] == "inference" and key[1:3] == (model, version) and key[5]:
+                excused.setdefault(key[5], []).append((opened - VERSION_EXCUSE_LEAD_S, resolved))
+    for instance, count in windows.stalls(window_s, now, excused).items():
         signals.setdefault(instance_target(instance), {})["instance_stall_ejections"] = float(count)
     return signals
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ddsketch import DDSketch
@@ -141,12 +142,14 @@ class TelemetryWindows:
         while series and series[0].start + self.bucket_s < horizon:
             series.popleft()
 
-    def stalls(self, window_s: float, now: float | None = None) -> dict[str, int]:
-        """instance -> the stall ejections routers reported of it in the last `window_s` seconds."""
+    def stalls(self, window_s: float, now: float | None = None,
+               excused: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> dict[str, int]:
+        """instance -> the stall ejections routers reported of it in the last `window_s` seconds,
+        less those within one of its `excused` (start, end) spans."""
         since = (self.clock() if now is None else now) - window_s
         counts: dict[str, int] = {}
         for timestamp, instance in list(self.stall_events):
-            if timestamp >= since:
+            if timestamp >= since and not any(start <= timestamp <= end for start, end in (excused or {}).get(instance, ())):
                 counts[instance] = counts.get(instance, 0) + 1
         return counts
 

@@ -74,7 +74,8 @@ class ModelCatalog:
         self._schemas: dict[tuple[str, str], str] = {}  # (model, version) -> feature schema
         self._stages: dict[str, dict[str, str]] = {}  # model -> version -> stage (absent: production)
         self._choices: dict[tuple[str, str], ModelChoice] = {}  # from the current view of each model
-        self._refreshing: dict[str, asyncio.Task] = {}
+        self._refreshing: dict[str, tuple[int, asyncio.Task]] = {}  # model -> (generation, its refresh)
+        self._generations: dict[str, int] = {}  # model -> invalidations so far
 
     async def choose(self, model: str, version: str = "") -> ModelChoice:
         """The version to ask for ("" = the newest all replicas share, else exactly `version`),
@@ -91,25 +92,32 @@ class ModelCatalog:
         return await self._choice(model, version, entry[1])
 
     def invalidate(self, model: str) -> None:
+        """Forget the view of `model`: the next caller waits for replicas asked after now."""
+        self._generations[model] = self._generations.get(model, 0) + 1
         self._served.pop(model, None)
         for key in [k for k in self._choices if k[0] == model]:
             del self._choices[key]
 
     def _refresh(self, model: str) -> asyncio.Task:
-        """One refresh per model at a time; concurrent callers share it."""
-        task = self._refreshing.get(model)
-        if task is None:
-            task = asyncio.create_task(self._look(model), name=f"catalog-{model}")
-            self._refreshing[model] = task
-            task.add_done_callback(lambda done: self._finished(model, done))
+        """One refresh per model at a time; concurrent callers share it, except one that began
+        before the last `invalidate` (it may have read the replicas before what invalidated
+        the view: a version unloaded on one of them during a rollback)."""
+        generation = self._generations.get(model, 0)
+        running = self._refreshing.get(model)
+        if running is not None and running[0] >= generation:
+            return running[1]
+        task = asyncio.create_task(self._look(model, generation), name=f"catalog-{model}")
+        self._refreshing[model] = (generation, task)
+        task.add_done_callback(lambda done: self._finished(model, done))
         return task
 
     def _finished(self, model: str, task: asyncio.Task) -> None:
-        self._refreshing.pop(model, None)
+        if self._refreshing.get(model, (0, None))[1] is task:
+            del self._refreshing[model]
         if not task.cancelled() and task.exception() is not None and model in self._served:
             log.warning("model catalog refresh of %s failed (the previous view stays): %s", model, task.exception())
 
-    async def _look(self, model: str) -> tuple[float, dict[str, frozenset[str]]]:
+    async def _look(self, model: str, generation: int) -> tuple[float, dict[str, frozenset[str]]]:
         addresses = await self._replicas()
         answers = await asyncio.gather(*(self._describe(a, model, "") for a in addresses), return_exceptions=True)
         served: dict[str, frozenset[str]] = {}
@@ -126,6 +134,8 @@ class ModelCatalog:
             if errors and isinstance(errors[0], MeshError):
                 raise errors[0]
             raise Unavailable(f"inference: no healthy replica serves model {model!r}")
+        if generation < self._generations.get(model, 0):
+            return time.monotonic(), served  # invalidated while asking: answers its callers, not the view
         previous, previous_stages = self._served.get(model), self._stages.get(model)
         entry = self._served[model] = (time.monotonic(), served)
         self._stages[model] = stages

@@ -37,6 +37,8 @@ from mesh.telemetry_buffer import TelemetryBuffer
 # unloading (UNAVAILABLE, also a replica that is down: then the catalog's choice stays the same
 # and the error stands).
 VERSION_GONE_STATUSES = ("NOT_FOUND", "UNAVAILABLE")
+VERSION_GONE_RETRIES = 2
+"""Times a Score asks the catalog again after its version went away during the call."""
 VERSION_CHANGES = Counter("scoremesh_router_version_changes_total",
                           "Scores served by another version than the one chosen: it went away during the call (version_gone) "
                           "or the arm pins a version no replica serves (arm_version_not_served, e.g. a canary rolled back).",
@@ -247,23 +249,27 @@ class ScoringPipeline:
     async def _infer(self, run: _Run, stage: Stage, timeout: float) -> None:
         t = time.perf_counter()
         deadline = time.monotonic() + timeout
+        chosen = run.choice.version
         try:
-            try:
-                run.inference = await self._call_model(run.choice, run, deadline, self._attempts(stage))
-            except UpstreamError as error:
-                # The version chosen went away under us (rolled back, unloaded): ask the catalog
-                # again and call the version it now gives, once.
-                if error.status not in VERSION_GONE_STATUSES or time.monotonic() >= deadline:
-                    raise
-                self.catalog.invalidate(run.choice.model)
-                again = await self._choose(run)
-                if again.version == run.choice.version:
-                    raise
-                if again.feature_schema != run.features.schema:
-                    run.features = await self.extract(run.request, again.schema_version, deadline - time.monotonic(), None)
-                run.choice = again
-                run.inference = await self._call_model(again, run, deadline, self._attempts(stage))
-                VERSION_CHANGES.labels(run.route.ensemble, "version_gone").inc()
+            for changes in range(VERSION_GONE_RETRIES + 1):
+                try:
+                    run.inference = await self._call_model(run.choice, run, deadline, self._attempts(stage))
+                    if run.choice.version != chosen:
+                        VERSION_CHANGES.labels(run.route.ensemble, "version_gone").inc()
+                    break
+                except UpstreamError as error:
+                    # The version chosen went away under us (rolled back, unloaded): ask the
+                    # catalog again and call what it now gives — another version, or the same one
+                    # on the replicas that still serve it (a rollback reaches replicas one by one).
+                    if error.status not in VERSION_GONE_STATUSES or changes == VERSION_GONE_RETRIES or time.monotonic() >= deadline:
+                        raise
+                    self.catalog.invalidate(run.choice.model)
+                    again = await self._choose(run)
+                    if (again.version, again.addresses) == (run.choice.version, run.choice.addresses):
+                        raise
+                    if again.feature_schema != run.features.schema:
+                        run.features = await self.extract(run.request, again.schema_version, deadline - time.monotonic(), None)
+                    run.choice = again
         except MeshError as error:
             fallback = run.route.fallback
             if stage.on_error != "fallback" or not fallback or error.status not in FALLBACK_STATUSES or time.monotonic() >= deadline:

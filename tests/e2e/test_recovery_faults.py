@@ -98,6 +98,14 @@ def incidents(address: str) -> list:
         return list(monitoring_pb2_grpc.MonitoringStub(channel).ListIncidents(monitoring_pb2.ListIncidentsRequest(), timeout=5).incidents)
 
 
+def history(recovery: ServiceProcess, monitoring: ServiceProcess, since_monotonic: float) -> list[str]:
+    """Recovery's actions and monitoring's incidents, timed from a moment of the test (for a
+    failure's message)."""
+    since = time.time() - (time.monotonic() - since_monotonic)
+    return [*(f"{a.timestamp - since:.1f} {a.action} {a.instance_id} {a.trigger}: {a.outcome}" for a in actions(recovery.address)),
+            *(f"{i.first_seen - since:.1f}..{i.last_seen - since:.1f} {i.status}: {i.message}" for i in incidents(monitoring.address))]
+
+
 def repository(address: str) -> dict:
     with grpc.insecure_channel(address) as channel:
         index = pb_grpc.GRPCInferenceServiceStub(channel).RepositoryIndex(pb.RepositoryIndexRequest(), timeout=5)
@@ -115,11 +123,11 @@ def versions_answering(address: str, n: int = 20) -> set[str]:
 class Load(threading.Thread):
     def __init__(self, address: str, concurrency: int, seconds: float) -> None:
         super().__init__(daemon=True)
-        self.args, self.codes = (address, concurrency, seconds), []
+        self.args, self.codes, self.failures = (address, concurrency, seconds), [], {}
 
     def run(self) -> None:
         # Every request a fresh draw of the synthetic generator: stationary traffic, for drift.
-        _, self.codes = asyncio.run(closed_loop(*self.args, timeout=5.0, distinct_requests=10**9))
+        _, self.codes = asyncio.run(closed_loop(*self.args, timeout=5.0, distinct_requests=10**9, details=self.failures))
 
 
 def test_a_slower_new_version_is_rolled_back_within_15_s_and_a_nan_version_never_serves(mesh):
@@ -154,7 +162,9 @@ def test_a_slower_new_version_is_rolled_back_within_15_s_and_a_nan_version_never
     print(f"\nslow version: rolled back {rolled_after:.1f} s after it appeared (action {rolled.duration_seconds:.2f} s, "
           f"latency ratio {slow.value:.1f}); {load.codes.count('OK')}/{len(load.codes)} Scores OK under concurrency 8")
     assert rolled_after <= 15.0
-    assert load.codes.count("OK") == len(load.codes), Counter(load.codes)  # slow is not failed; a NaN version never served
+    # The replicas the slow version held up were not ejected for it: the version was the fault.
+    assert not [a for a in actions(recovery.address) if a.action == "eject_instance"], "\n".join(history(recovery, monitoring, appeared))
+    assert load.codes.count("OK") == len(load.codes), (Counter(load.codes), load.failures)  # slow is not failed; a NaN version never served
 
 
 def test_inference_replicas_report_their_model_calls_as_well(mesh):
@@ -248,24 +258,32 @@ def calls_served(address: str) -> int:
 def test_a_stalled_replica_is_ejected_from_routing_and_readmitted_once_its_alert_resolves(mesh):
     router, recovery, monitoring, stalled = mesh["router"], mesh["recovery"], mesh["monitoring"], mesh["inference-2"]
     ejected = readmitted = None
+    # Neither replica was ejected before: not for the slow version (the version's fault), nor the
+    # restarted replica for its first calls. The audit log holds the module's earlier actions, so
+    # only those of this stall are read below.
+    earlier = [(a.action, a.instance_id, a.trigger) for a in actions(recovery.address) if a.action == "eject_instance"]
+    assert not earlier, earlier
     load = Load(router.address, 8, 35.0)
     load.start()
     time.sleep(2.0)
+
+    def of_this_stall() -> list:
+        return [a for a in actions(recovery.address) if a.instance_id == stalled.instance_id and a.timestamp >= stall_began]
+
     # Stopped for 95 ms of every 100 (a CPU-starved or paging process): calls wait in its socket
     # before it can time them, so only the callers see it, and hedges around it hide it from them.
     throttle = Throttle(stalled.process.pid, 20)
-    started = time.monotonic()
+    started, stall_began = time.monotonic(), time.time()
     throttle.start()
     try:
         while ejected is None and time.monotonic() - started < 40:  # the rules hold 10 s (for_s) before they fire
-            ejected = next((a for a in actions(recovery.address) if a.action == "eject_instance" and a.instance_id == stalled.instance_id), None)
+            ejected = next((a for a in of_this_stall() if a.action == "eject_instance"), None)
             time.sleep(0.2)
     finally:
         throttle.done.set()
         throttle.join()
     ejected_after = time.monotonic() - started
-    assert ejected is not None and ejected.outcome.startswith("succeeded"), (
-        [a.outcome for a in actions(recovery.address)], incidents(monitoring.address), recovery.log()[-3000:])
+    assert ejected is not None and ejected.outcome.startswith("succeeded"), "\n".join(history(recovery, monitoring, started))
     # Found out by the routers: ejected by one's balancer as stalled, or hedged around on most
     # calls sent to it first (or slow on them).
     found = {i.rule: i for i in incidents(monitoring.address) if i.target == f"instance:{stalled.instance_id}"}
@@ -278,16 +296,18 @@ def test_a_stalled_replica_is_ejected_from_routing_and_readmitted_once_its_alert
     time.sleep(1.5)
     before = calls_served(stalled.address)
     time.sleep(2.0)
-    assert calls_served(stalled.address) == before
+    assert calls_served(stalled.address) == before, (
+        [(a.action, a.trigger, a.outcome) for a in actions(recovery.address) if a.instance_id == stalled.instance_id],
+        [(i.rule, i.status, i.value) for i in incidents(monitoring.address) if i.target == f"instance:{stalled.instance_id}"])
     # Nothing reaches it; its alert resolves once its calls aged out of the window (20 s) and the
     # rule's keep_firing_s (30 s) passed; it is let back in.
     while readmitted is None and time.monotonic() - started < 120:
-        readmitted = next((a for a in actions(recovery.address) if a.action == "readmit_instance" and a.instance_id == stalled.instance_id), None)
+        readmitted = next((a for a in of_this_stall() if a.action == "readmit_instance"), None)
         time.sleep(0.5)
     readmitted_after = time.monotonic() - started
     assert readmitted is not None and readmitted.outcome.startswith("succeeded"), [a.outcome for a in actions(recovery.address)]
     assert readmitted.trigger.removeprefix("alert:") in stall_rules  # on the resolved alerts, not the eject_s timer
-    assert [a.action for a in actions(recovery.address) if a.instance_id == stalled.instance_id] == ["eject_instance", "readmit_instance"]
+    assert [a.action for a in of_this_stall()] == ["eject_instance", "readmit_instance"]
     load.join()
     served_again, deadline = calls_served(stalled.address), time.monotonic() + 5
     while calls_served(stalled.address) == served_again:  # healthy now, it takes its share again (once resolutions refresh)
@@ -295,4 +315,4 @@ def test_a_stalled_replica_is_ejected_from_routing_and_readmitted_once_its_alert
         versions_answering(router.address, 10)
     print(f"\nstalled replica: ejected {ejected_after:.1f} s after the stall began ({outlier.signal} {outlier.value:.2f}), readmitted "
           f"{readmitted_after:.0f} s in; {load.codes.count('OK')}/{len(load.codes)} Scores OK under concurrency 8")
-    assert load.codes.count("OK") == len(load.codes), Counter(load.codes)
+    assert load.codes.count("OK") == len(load.codes), (Counter(load.codes), load.failures)

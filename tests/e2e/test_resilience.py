@@ -61,9 +61,10 @@ def picks(router: ServiceProcess) -> dict[str, float]:
 
 
 async def closed_loop(address: str, concurrency: int, seconds: float, timeout: float = 2.0,
-                      distinct_requests: int = 50) -> tuple[list[float], list[str]]:
+                      distinct_requests: int = 50, details: dict[str, str] | None = None) -> tuple[list[float], list[str]]:
     """`concurrency` callers back to back; requests cycle through `distinct_requests` seeds of the
-    synthetic generator (a large number: traffic drawn as training data was, for drift)."""
+    synthetic generator (a large number: traffic drawn as training data was, for drift).
+    `details` gets the message of the first failure of each status."""
     latencies, codes = [], []
     channels = [grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(4)]
     stubs = itertools.cycle([router_pb2_grpc.RouterStub(c) for c in channels])
@@ -78,6 +79,8 @@ async def closed_loop(address: str, concurrency: int, seconds: float, timeout: f
                 codes.append("OK")
             except grpc.aio.AioRpcError as error:
                 codes.append(error.code().name)
+                if details is not None:
+                    details.setdefault(error.code().name, error.details() or "")
             latencies.append(time.monotonic() - started)
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))

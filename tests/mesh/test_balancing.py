@@ -162,6 +162,24 @@ def test_outrun_first_attempts_eject_only_an_instance_that_answers_nothing():
     assert ejections == [(stalled.address, "stalled")]  # what routers report to monitoring
 
 
+def test_a_replica_that_just_joined_is_judged_stalled_only_after_stall_s_without_an_answer():
+    """A replica (re)started is slow on its first calls; that it never answered yet is no stall."""
+    clock = Clock()
+    b = balancer(n=1, clock=clock, max_ejected_share=0.5)
+    clock.now += 60
+    b.sync([*b.endpoints, "joined:1"])
+    joined = b.endpoints["joined:1"]
+    for _ in range(3):  # outrun three times in its first 0.3 s: not yet
+        clock.now += 0.1
+        b.started(joined)
+        b.finished(joined, 0.05, "outrun")
+    assert joined.ejected_until <= clock.now
+    clock.now += 0.8  # still nothing answered a second after it joined: stalled
+    b.started(joined)
+    b.finished(joined, 0.05, "outrun")
+    assert joined.ejected_until > clock.now
+
+
 def test_an_outrun_attempt_is_a_lower_bound_of_latency():
     clock = Clock()
     b = balancer(n=1, clock=clock)

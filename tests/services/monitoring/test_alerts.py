@@ -61,6 +61,17 @@ def test_incidents_are_deduplicated_resolved_and_survive_a_restart(tmp_path):
     assert not reopened.active(clock.now + 3601)
 
 
+def test_the_spans_of_the_incidents_on_a_kind_of_signal_open_since_a_time(tmp_path):
+    clock = Clock()
+    slow = AlertRule("version_slow", "version_latency_ratio", "gt", 3.0)
+    alerting = Alerting(RuleEvaluator([slow, ERRORS]), IncidentStore(tmp_path / "monitoring.sqlite"), clock)
+    alerting.evaluate({"ctr:2": {"version_latency_ratio": 9.0}, "ctr": {"error_rate": 0.5}})
+    clock.now += 10
+    alerting.evaluate({"ctr:3": {"version_latency_ratio": 9.0}, "ctr": {"error_rate": 0.5}})  # ctr:2 resolved at 1010
+    assert sorted(alerting.store.spans("version_", since=1005.0)) == [("ctr:2", 1000.0, 1010.0), ("ctr:3", 1010.0, float("inf"))]
+    assert alerting.store.spans("version_", since=1010.5) == [("ctr:3", 1010.0, float("inf"))]  # resolved before `since`
+
+
 def test_a_store_written_before_signal_and_value_existed_is_migrated_in_place(tmp_path):
     path = tmp_path / "monitoring.sqlite"
     old = sqlite3.connect(path)

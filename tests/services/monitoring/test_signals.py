@@ -108,7 +108,10 @@ def test_each_inference_replica_is_compared_with_its_peers():
     windows.add(Record("ctr", "OK", 12.0, NOW - 1, "1"))  # the router's Scores are not replicas
     for i in range(30):  # a replica already on a new, slower version has no peers on it: not judged
         windows.add(Record("ctr", "OK", 30.0, NOW - 1, "2", service="inference", instance_id="inference-1"))
-    signals = instance_signals(windows, 10.0, now=NOW)
+    for instance, latency in (("inference-1", 2.0), ("inference-2", 2.0), ("inference-3", 900.0)):  # nor on a regressed one
+        for i in range(30):
+            windows.add(Record("ctr", "OK", latency, NOW - 1, "3", service="inference", instance_id=instance))
+    signals = instance_signals(windows, 10.0, now=NOW, regressions=[("ctr:3", NOW - 2, float("inf"))])
     assert set(signals) == {"instance:inference-1", "instance:inference-2", "instance:inference-3"}
     slow = signals["instance:inference-3"]
     assert slow["instance_latency_ratio"] == pytest.approx(9.0 / 2.1, rel=0.03)  # against the median of its peers
@@ -148,3 +151,23 @@ def test_a_replica_routers_ejected_as_stalled_is_flagged_however_few_calls_it_go
     signals = instance_signals(windows, 10.0, now=NOW)
     assert signals == {"instance:inference-2": {"instance_stall_ejections": 2.0}}
     assert windows.view(10.0, now=NOW).requests == 33  # events are not requests
+
+
+def test_a_stall_verdict_on_a_replica_serving_a_regressed_version_is_the_versions():
+    """A new version slow enough to be rolled back stops the replicas that serve it: the routers'
+    verdicts from VERSION_EXCUSE_LEAD_S before the version's alert until it resolved are not the
+    replica's; verdicts outside that span, or on a replica that never served the version, are."""
+    windows = TelemetryWindows(bucket_s=1, slow_threshold_ms=100, clock=lambda: NOW)
+    for instance in ("inference-1", "inference-2"):
+        windows.add(Record("ctr", "OK", 20.0, NOW - 12, "2", service="inference", instance_id=instance))
+    windows.add(Record("other", "OK", 1.0, NOW - 12, "1", service="inference", instance_id="inference-3"))
+    for instance, at in (("inference-1", NOW - 15), ("inference-2", NOW - 3), ("inference-3", NOW - 15)):
+        windows.add(Record("", "OK", 0.0, at, instance_id=instance, stalled=True))
+    # ctr v2's alert opened at NOW - 8 and resolved at NOW - 4: inference-1's verdict 7 s before it
+    # is excused, inference-2's a second after it resolved is not, inference-3 never served ctr v2.
+    signals = instance_signals(windows, 20.0, now=NOW, regressions=[("ctr:2", NOW - 8, NOW - 4)])
+    assert signals == {"instance:inference-2": {"instance_stall_ejections": 1.0},
+                       "instance:inference-3": {"instance_stall_ejections": 1.0}}
+    open_alert = instance_signals(windows, 20.0, now=NOW, regressions=[("ctr:2", NOW - 8, float("inf"))])
+    assert open_alert == {"instance:inference-3": {"instance_stall_ejections": 1.0}}
+    assert instance_signals(windows, 20.0, now=NOW)["instance:inference-1"] == {"instance_stall_ejections": 1.0}

@@ -118,6 +118,34 @@ def test_a_request_waiting_on_a_look_gets_its_answer_even_when_another_invalidat
     assert asyncio.run(scenario()).version == "2"  # was a KeyError (INTERNAL to the caller)
 
 
+def test_a_look_begun_before_an_invalidate_answers_no_request_made_after_it():
+    """A request that met a version gone from a replica (a rollback under way) must not be given
+    the view read before that replica dropped it."""
+    served = {"a:1": ("1", "2"), "b:1": ("1", "2")}
+
+    async def replicas():
+        return list(served)
+
+    async def describe(address, model, version):
+        versions = served[address]  # read now, answered a moment later
+        await asyncio.sleep(0.01)
+        return ModelDescription(versions, max(versions), SCHEMAS[max(versions)])
+
+    catalog = ModelCatalog(replicas, describe, max_age_s=60)
+
+    async def scenario():
+        before = asyncio.create_task(catalog.choose("m"))
+        await asyncio.sleep(0.001)  # the look has asked the replicas
+        served["a:1"] = ("1",)  # meanwhile v2 is held back on a:1, and a request met it gone there
+        catalog.invalidate("m")
+        after = await catalog.choose("m")
+        return await before, after, await catalog.choose("m")
+
+    before, after, later = asyncio.run(scenario())
+    assert before.addresses == {"a:1", "b:1"}  # what it was given by the look it waited on
+    assert (after.version, after.addresses) == ("1", {"a:1", "b:1"}) and later == after  # the stale look never became the view
+
+
 def test_unpinned_traffic_goes_to_the_newest_production_version_and_a_staging_one_only_when_asked_for():
     stages = {"1": "archived", "2": "production", "3": "staging"}
 

@@ -171,6 +171,44 @@ def test_a_version_rolled_back_is_replaced_by_the_one_served_during_a_request_an
     assert (canary.arm, canary.model_version) == ("canary", "1")
 
 
+class RollingBack(Mesh):
+    """Two replicas; a rollback reaches them one at a time. A call goes to the first replica the
+    choice names, which answers NOT_FOUND for a version it no longer serves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.served = {"10.0.0.1:1": ("1", "2"), "10.0.0.2:1": ("1", "2")}
+
+    async def replicas(self):
+        return list(self.served)
+
+    async def describe(self, address, model, version):
+        versions = self.served[address]
+        return ModelDescription(versions, version or versions[-1], SCHEMAS[model])
+
+    async def infer(self, choice, request_id, features, timeout, attempts):
+        address = min(choice.addresses)
+        self.calls.append(("replica", choice.version, address))
+        if choice.version not in self.served[address]:
+            raise UpstreamError("inference", "NOT_FOUND", f"model {choice.model!r} has no version {choice.version!r}")
+        return await super().infer(choice, request_id, features, timeout, attempts)
+
+
+def test_a_version_gone_from_one_replica_mid_rollback_is_replaced_or_asked_of_the_replica_still_serving_it():
+    mesh = RollingBack()
+    pipeline, _, _ = scorer(mesh)
+    pinned, _, _ = scorer(mesh, with_route(split=[{"arm": "canary", "version": "2", "weight": 1.0}]))
+    run(pipeline.score(request(), 1.0))
+    run(pinned.score(request(), 1.0))  # both catalogs know v2 on both replicas
+    mesh.served["10.0.0.1:1"] = ("1",)  # held back on the first replica only, so far
+    mesh.calls.clear()
+    # Unpinned: the version every replica still serves. Pinned: v2, where it is still served.
+    assert run(pipeline.score(request(), 1.0)).model_version == "1"
+    assert run(pinned.score(request(), 1.0)).model_version == "2"  # was NOT_FOUND to the caller
+    assert [c for c in mesh.calls if c[0] == "replica"] == [
+        ("replica", "2", "10.0.0.1:1"), ("replica", "1", "10.0.0.1:1"), ("replica", "2", "10.0.0.1:1"), ("replica", "2", "10.0.0.2:1")]
+
+
 def test_without_a_fallback_the_failure_names_the_stage_and_keeps_its_status():
     mesh = Mesh()
     mesh.failing.add("cvr_ensemble")

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domain.errors import MeshError, Unavailable
 
@@ -65,6 +65,15 @@ class VersionNotServed(Unavailable):
     """The model is served, but no replica serves the version asked for (rolled back, unloaded)."""
 
 
+@dataclass
+class _Look:
+    """One refresh of a model's view: the generation it began in (None while it waits for the
+    look before it)."""
+
+    began: int | None = None
+    task: asyncio.Task = field(init=False)
+
+
 class ModelCatalog:
     def __init__(self, replicas: ListReplicas, describe: Describe, max_age_s: float = 2.0) -> None:
         self._replicas = replicas
@@ -74,7 +83,7 @@ class ModelCatalog:
         self._schemas: dict[tuple[str, str], str] = {}  # (model, version) -> feature schema
         self._stages: dict[str, dict[str, str]] = {}  # model -> version -> stage (absent: production)
         self._choices: dict[tuple[str, str], ModelChoice] = {}  # from the current view of each model
-        self._refreshing: dict[str, tuple[int, asyncio.Task]] = {}  # model -> (generation, its refresh)
+        self._refreshing: dict[str, _Look] = {}  # model -> its newest look
         self._generations: dict[str, int] = {}  # model -> invalidations so far
 
     async def choose(self, model: str, version: str = "") -> ModelChoice:
@@ -99,25 +108,32 @@ class ModelCatalog:
             del self._choices[key]
 
     def _refresh(self, model: str) -> asyncio.Task:
-        """One refresh per model at a time; concurrent callers share it, except one that began
-        before the last `invalidate` (it may have read the replicas before what invalidated
-        the view: a version unloaded on one of them during a rollback)."""
+        """The look callers share: the newest one, unless it began asking the replicas before
+        the last `invalidate` (it may have read them before what invalidated the view: a
+        version unloaded on one of them during a rollback); then a new one, begun once that one
+        ended — one look in flight per model and at most one waiting, however many requests
+        invalidate (each failing request does during an outage)."""
         generation = self._generations.get(model, 0)
-        running = self._refreshing.get(model)
-        if running is not None and running[0] >= generation:
-            return running[1]
-        task = asyncio.create_task(self._look(model, generation), name=f"catalog-{model}")
-        self._refreshing[model] = (generation, task)
-        task.add_done_callback(lambda done: self._finished(model, done))
-        return task
+        newest = self._refreshing.get(model)
+        if newest is not None and (newest.began is None or newest.began >= generation):
+            return newest.task
+        look = _Look()
+        look.task = asyncio.create_task(self._look(model, look, newest.task if newest is not None else None), name=f"catalog-{model}")
+        self._refreshing[model] = look
+        look.task.add_done_callback(lambda done: self._finished(model, look))
+        return look.task
 
-    def _finished(self, model: str, task: asyncio.Task) -> None:
-        if self._refreshing.get(model, (0, None))[1] is task:
+    def _finished(self, model: str, look: _Look) -> None:
+        if self._refreshing.get(model) is look:
             del self._refreshing[model]
+        task = look.task
         if not task.cancelled() and task.exception() is not None and model in self._served:
             log.warning("model catalog refresh of %s failed (the previous view stays): %s", model, task.exception())
 
-    async def _look(self, model: str, generation: int) -> tuple[float, dict[str, frozenset[str]]]:
+    async def _look(self, model: str, look: _Look, after: asyncio.Task | None) -> tuple[float, dict[str, frozenset[str]]]:
+        if after is not None:
+            await asyncio.wait([after])
+        generation = look.began = self._generations.get(model, 0)
         addresses = await self._replicas()
         answers = await asyncio.gather(*(self._describe(a, model, "") for a in addresses), return_exceptions=True)
         served: dict[str, frozenset[str]] = {}

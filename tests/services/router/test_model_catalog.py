@@ -146,6 +146,26 @@ def test_a_look_begun_before_an_invalidate_answers_no_request_made_after_it():
     assert (after.version, after.addresses) == ("1", {"a:1", "b:1"}) and later == after  # the stale look never became the view
 
 
+def test_requests_that_invalidate_by_the_hundred_start_one_look_at_a_time():
+    """During an outage every failing request invalidates: one look in flight, one waiting."""
+    calls = []
+    catalog = fleet({"a:1": ("1",), "b:1": ("1",)}, calls)
+
+    async def scenario():
+        await catalog.choose("m")
+        calls.clear()
+
+        async def failing_request():
+            catalog.invalidate("m")
+            return await catalog.choose("m")
+
+        return await asyncio.gather(*(failing_request() for _ in range(100)))
+
+    choices = asyncio.run(scenario())
+    assert {c.version for c in choices} == {"1"}
+    assert len(calls) <= 2 * 2  # at most two looks over the two replicas, not one per request
+
+
 def test_unpinned_traffic_goes_to_the_newest_production_version_and_a_staging_one_only_when_asked_for():
     stages = {"1": "archived", "2": "production", "3": "staging"}
 

@@ -10,8 +10,8 @@ as plain code (no gRPC), tested on their own.
   fast. A first attempt outrun by a hedge sent later took at least as long as it was out: that
   time is a latency sample (a lower bound, never a made-up penalty). A hedge made moot because
   the first attempt answered says nothing of its instance. An instance outrun three times in a
-  row that has answered nothing for `stall_s` (since it joined, if it never has) is stalled (a stopped process, a dead link) and is
-  ejected like a failing one.
+  row that has answered nothing for `stall_s` (since it joined, if it never has) is stalled (a
+  stopped process, a dead link) and is ejected like a failing one.
 - Outlier ejection (Envoy's defaults): 5 consecutive failures eject an instance for 30 s x the
   number of its ejections, at most 300 s; at most 10% of instances are ejected (at least one
   may be).

@@ -34,8 +34,8 @@ from services.router.rules import Match, RequestView
 from mesh.telemetry_buffer import TelemetryBuffer
 
 # What inference answers when the version asked for is gone (NOT_FOUND) or held back or
-# unloading (UNAVAILABLE, also a replica that is down: then the catalog's choice stays the same
-# and the error stands).
+# unloading (UNAVAILABLE, also a replica that is down: then the catalog's fresh choice names the
+# replicas left, or, unchanged, the error stands).
 VERSION_GONE_STATUSES = ("NOT_FOUND", "UNAVAILABLE")
 VERSION_GONE_RETRIES = 2
 """Times a Score asks the catalog again after its version went away during the call."""

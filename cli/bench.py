@@ -73,7 +73,7 @@ def _start_inference(settings: MeshSettings):
     log_file = open(settings.log_dir / f"{instance_id}.log", "wb")
     process = subprocess.Popen([sys.executable, "-m", "services.inference", "--instance-id", instance_id], env=env, stdout=log_file, stderr=log_file)
     registry = LocalRegistry(settings.registry_dir)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # on a GPU, a first start tunes the kernels for every model
     while time.monotonic() < deadline:
         found = [i for i in registry.resolve("inference") if i.instance_id == instance_id]
         if found:

@@ -157,6 +157,7 @@ def safe_input_bound(packed: PackedEnsemble) -> float:
     model at load time; inputs beyond it are refused before compute, so a finite input never
     turns into NaN in the model's arithmetic.
     """
+    packed = packed.to("cpu")  # a few small tensors; the bound is computed the same wherever the model runs
     hidden_gain = packed.w_hidden.double().abs().sum(0)  # per hidden unit: sum_i |W_ij|
     hidden_bias = packed.b_hidden.double().abs()
     w_out = packed.w_out.double().abs()

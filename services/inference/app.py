@@ -27,11 +27,16 @@ TELEMETRY_DROPPED = Counter("scoremesh_inference_telemetry_dropped_total", "Mode
 
 def build_manager(settings: InferenceSettings) -> ModelManager:
     device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    mode = settings.compute_dtype if settings.compute_dtype != "auto" else ("tf32" if device.startswith("cuda") else "float32")
+    if mode == "tf32" and not device.startswith("cuda"):
+        raise ValueError("inference.compute_dtype: tf32 is a GPU mode (tensor cores); the CPU computes in float32")
     return ModelManager(
         repository=settings.model_repository_path or settings.model_repository,
         feature_dir=settings.feature_dir,
         device=device,
-        compute_dtype=getattr(torch, settings.compute_dtype),
+        compute_dtype=torch.float32 if mode == "tf32" else getattr(torch, mode),
+        precision="tf32" if mode == "tf32" else "ieee",
+        tuning_cache=settings.kernel_tuning_cache or settings.state_dir / "kernel-tuning.json",
         batching=BatchingPolicy(
             max_batch_rows=settings.max_batch_rows,
             max_queue_delay_s=settings.max_queue_delay_ms / 1000,

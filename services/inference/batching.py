@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -40,6 +40,9 @@ SPARSE_ARRIVALS = 4.0
 
 Outputs = dict[str, torch.Tensor]
 RunBatch = Callable[[torch.Tensor], Outputs]
+# Runs a batch somewhere else (a GPU's dispatcher thread) and says how long the device computed:
+# (outputs on the host, device seconds).
+Executor = Callable[[RunBatch, torch.Tensor], Awaitable[tuple[Outputs, float]]]
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,10 @@ class _Pending:
 
 
 class DynamicBatcher:
-    def __init__(self, run: RunBatch, policy: BatchingPolicy = BatchingPolicy(), name: str = "model") -> None:
+    def __init__(self, run: RunBatch, policy: BatchingPolicy = BatchingPolicy(), name: str = "model",
+                 executor: Executor | None = None) -> None:
         self.run = run
+        self.executor = executor
         self.policy = policy
         self.name = name
         self.delay_s = policy.max_queue_delay_s / 2
@@ -91,7 +96,7 @@ class DynamicBatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._worker = asyncio.create_task(self._loop(), name=f"batcher-{name}")
-        self.on_batch: Callable[[int, float], None] | None = None  # (rows, compute seconds)
+        self.on_batch: Callable[[int, float], None] | None = None  # (rows, compute seconds: the device's where known)
 
     # ------------------------------------------------------------------ submit
     async def submit(self, x: torch.Tensor, deadline: float | None = None) -> tuple[Outputs, Timing]:
@@ -145,7 +150,7 @@ class DynamicBatcher:
         self._track(+1)
         try:
             started = time.monotonic()
-            parts = [await asyncio.to_thread(self.run, chunk) for chunk in x.split(self.policy.max_batch_rows)]
+            parts = [(await self._compute(chunk))[0] for chunk in x.split(self.policy.max_batch_rows)]
             compute = time.monotonic() - started
             return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, Timing(0.0, compute, int(x.shape[0]))
         finally:
@@ -200,7 +205,7 @@ class DynamicBatcher:
         started = time.monotonic()
         try:
             merged = batch[0].x if len(batch) == 1 else torch.cat([p.x for p in batch])
-            outputs = self.run(merged) if self.policy.inline else await asyncio.to_thread(self.run, merged)
+            outputs, device_s = await self._compute(merged)
         except Exception as error:
             if len(batch) == 1:
                 self._fail(batch[0], error)
@@ -209,11 +214,11 @@ class DynamicBatcher:
                 for item in batch:
                     await self._execute([item])
             return
-        compute = time.monotonic() - started
+        compute = time.monotonic() - started  # what the batch's requests waited for (copies and sync included)
         self._compute_ewma_s = 0.8 * self._compute_ewma_s + 0.2 * compute
         rows = sum(int(p.x.shape[0]) for p in batch)
         if self.on_batch is not None:
-            self.on_batch(rows, compute)
+            self.on_batch(rows, compute if device_s is None else device_s)
         offset, worst = 0, 0.0
         for item in batch:
             n = int(item.x.shape[0])
@@ -223,6 +228,14 @@ class DynamicBatcher:
             worst = max(worst, started - item.enqueued + compute)
             offset += n
         self._adapt(worst)
+
+    async def _compute(self, x: torch.Tensor) -> tuple[Outputs, float | None]:
+        """One batch through the executor (device seconds known), on the loop, or in a thread."""
+        if self.executor is not None:
+            return await self.executor(self.run, x)
+        if self.policy.inline:
+            return self.run(x), None
+        return await asyncio.to_thread(self.run, x), None
 
     def _fail(self, item: _Pending, error: Exception) -> None:
         if item.future.done():

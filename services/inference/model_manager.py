@@ -24,7 +24,9 @@ from domain.models.repository import LoadedModel, ModelLoadError, load_model, sc
 from domain.models.stages import read_stage
 from kernels.dispatch import score_ensemble
 from kernels.packing import safe_input_bound
+from kernels.tuning import buckets_up_to, tune
 from services.inference.batching import BatchingPolicy, DynamicBatcher, Outputs, Timing
+from services.inference.gpu_dispatch import GpuDispatcher
 from services.inference.statistics import VersionStatistics
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,10 @@ class ModelManager:
     feature_dir: Path
     device: str = "cpu"
     compute_dtype: torch.dtype = torch.float32
+    precision: str = "ieee"
+    """How float32 inputs are multiplied on a GPU: "ieee" or "tf32" (kernels.fused_scoring)."""
+    tuning_cache: Path | None = None
+    """Where the kernel configs tuned at load are kept across restarts (GPU only)."""
     batching: BatchingPolicy = field(default_factory=BatchingPolicy)
     default_policy: VersionPolicy = field(default_factory=VersionPolicy)
     policies: dict[str, VersionPolicy] = field(default_factory=dict)
@@ -96,6 +102,8 @@ class ModelManager:
         self.held: dict[tuple[str, str], str] = {}
         self._all_loaded = False
         self._lock = asyncio.Lock()
+        # One thread and stream launch every batch on the GPU (services/inference/gpu_dispatch.py).
+        self.dispatcher = GpuDispatcher(self.device) if torch.device(self.device).type == "cuda" else None
 
     # ------------------------------------------------------------------ loading
     def _validate_schema(self, model: LoadedModel) -> None:
@@ -110,7 +118,7 @@ class ModelManager:
     def _run(self, packed):
         def run(x: torch.Tensor) -> Outputs:
             with torch.inference_mode():
-                out = score_ensemble(x.to(self.device), packed)
+                out = score_ensemble(x.to(self.device), packed, precision=self.precision)
             return {"score": out.score, "member_scores": out.member_scores, "confidence": out.confidence}
 
         return run
@@ -126,6 +134,10 @@ class ModelManager:
             raise ModelLoadError(f"{model.name} v{model.version}: weights so large that inputs beyond {bound:.3g} overflow float32")
         packed = model.packed.to(self.device)
         self._run(packed)(torch.zeros(4, packed.input_dim, dtype=self.compute_dtype))  # warm-up (compiles the kernel on a GPU)
+        if self.dispatcher is not None:
+            # Kernel configs for every batch the batcher can form, tuned now (or read from the
+            # cache) rather than on traffic; on this thread's stream, beside serving versions.
+            tune(packed, self.compute_dtype, self.device, buckets_up_to(self.batching.max_batch_rows), self.tuning_cache, self.precision)
         return LoadedModel(model.name, model.version, model.config, packed, model.weights_version)
 
     async def _reweigh(self, name: str, version: str, served: ServedVersion, path: Path) -> str | None:
@@ -138,6 +150,8 @@ class ModelManager:
         try:
             model = await asyncio.to_thread(apply_newest, served.model, path, True)
             model = dataclasses.replace(model, packed=model.packed.to(self.device))
+            # Same shapes, same kernel configs: the tuning done at load still holds.
+            model.packed.prepared.update({k: v for k, v in served.model.packed.prepared.items() if isinstance(k, tuple) and k[0] == "tuned"})
         except ModelLoadError as error:
             reason = f"new ensemble weights refused: {error}"
             if self.states.get((name, version), VersionState("")).reason == reason:
@@ -153,7 +167,7 @@ class ModelManager:
 
     def _serve(self, model: LoadedModel) -> ServedVersion:
         stats = VersionStatistics(model.name, model.version)
-        batcher = DynamicBatcher(self._run(model.packed), self.batching, name=f"{model.name} v{model.version}")
+        batcher = DynamicBatcher(self._run(model.packed), self.batching, name=f"{model.name} v{model.version}", executor=self.dispatcher)
         batcher.on_batch = stats.record_batch
         bound = min(safe_input_bound(model.packed), float(torch.finfo(self.compute_dtype).max))
         return ServedVersion(model, batcher, stats, self.device, self.compute_dtype, bound)

@@ -10,7 +10,7 @@ import torch
 
 from kernels.dispatch import score_ensemble
 from kernels.ensemble_combine import combine_reference, combine_triton
-from kernels.fused_scoring import member_logits_reference, score_triton
+from kernels.fused_scoring import KernelConfig, member_logits_reference, score_triton
 from kernels.packing import METHODS, CombineSpec, MemberWeights, pack
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -18,6 +18,8 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Interpreter: exact float32 dots, so only summation order differs. GPU: tf32 reductions for
 # 16-bit inputs (float32 inputs use IEEE float32 dots).
 ATOL = {torch.float32: 1e-5 if DEVICE == "cpu" else 1e-4, torch.float16: 1e-5 if DEVICE == "cpu" else 3e-3, torch.bfloat16: 1e-5 if DEVICE == "cpu" else 3e-3}
+
+TF32_ATOL = 2e-3
 
 HIDDEN_LAYOUTS = {
     "logistic_only": (0, 0),
@@ -48,11 +50,13 @@ def make_ensemble(d: int, hidden: tuple[int, ...], method: str, seed: int = 0):
     return pack(members, d, spec)
 
 
-def check(x: torch.Tensor, packed, out=None):
+def check(x: torch.Tensor, packed, out=None, config=None, precision="ieee"):
     rounded = packed if x.dtype == torch.float32 else packed.rounded_to(x.dtype)
-    score, members, confidence = score_triton(x, rounded.to(DEVICE), out=out)
+    score, members, confidence = score_triton(x, rounded.to(DEVICE), out=out, config=config, precision=precision)
     expected = score_ensemble(x.cpu(), rounded, backend="reference")
-    atol = ATOL[x.dtype]
+    # tf32 operands keep 10 of float32's 23 mantissa bits (unlike 16-bit inputs, the reference
+    # cannot round them the same way): the accuracy budget of the tf32 mode.
+    atol = TF32_ATOL if precision == "tf32" and DEVICE == "cuda" else ATOL[x.dtype]
     torch.testing.assert_close(members.cpu(), expected.member_scores, atol=atol, rtol=0)
     torch.testing.assert_close(confidence.cpu(), expected.confidence, atol=atol, rtol=0)
     if packed.combine.method == "majority_vote":
@@ -155,3 +159,66 @@ def test_gpu_compiles_for_small_odd_shapes(dtype):
     # K = D = 5 and M = 3 are below tl.dot's minimum of 16: the launcher's blocks must cover it.
     packed = make_ensemble(5, (0, 3, 1), "logit_averaging")
     check(torch.randn(3, 5, device="cuda").to(dtype), packed)
+
+
+# Configs the tuner may pick: several hidden-unit splits (the last program to arrive finishes
+# the rows), one split, a split count that leaves no split idle (7 slices over 3 splits), and
+# x loaded once per program (BLOCK_D >= D) or once per slice.
+SMALL = 1 if DEVICE == "cpu" else 4
+SPLIT_CONFIGS = {
+    "one_split": KernelConfig(16, 16, 16, splits=1, num_warps=SMALL, num_stages=1),
+    "two_splits": KernelConfig(16, 16, 16, splits=2, num_warps=SMALL, num_stages=1),
+    "three_splits_x_resident": KernelConfig(16, 16, 32, splits=3, num_warps=SMALL, num_stages=1),
+    "split_per_slice": KernelConfig(32, 16, 16, splits=64, num_warps=SMALL, num_stages=1),
+}
+
+
+@pytest.mark.parametrize("config", SPLIT_CONFIGS.values(), ids=SPLIT_CONFIGS.keys())
+@pytest.mark.parametrize("layout", ["mixed", "wide"])
+def test_every_split_config_matches_the_reference_launch_after_launch(config, layout):
+    hidden = {"mixed": HIDDEN_LAYOUTS["mixed"], "wide": (0, 40, 24, 48)}[layout]  # 32 / 112 hidden units
+    packed = make_ensemble(21, hidden, "stacking")
+    for _ in range(2):  # the arrival counters are back at zero for the next launch
+        check(torch.randn(45, 21, device=DEVICE), packed, config=config)
+
+
+def test_split_launches_write_every_row_and_nothing_more():
+    packed = make_ensemble(9, (0, 40, 24), "dynamic")
+    batch, guard = 37, 3
+    bufs = [torch.full(shape, float("nan"), device=DEVICE) for shape in ((batch + guard,), (batch + guard, 3), (batch + guard,))]
+    check(torch.randn(batch, 9, device=DEVICE), packed, out=tuple(b[:batch] for b in bufs), config=SPLIT_CONFIGS["three_splits_x_resident"])
+    for buf in bufs:
+        assert torch.isfinite(buf[:batch]).all() and torch.isnan(buf[batch:]).all()
+
+
+# The shipped models (training/train.py): D = 99 features, members of 0 to 32 hidden units.
+SHIPPED = {
+    "ctr_ensemble": ((0, 32), "weighted_average"),
+    "cvr_ensemble": ((8, 16), "averaging"),
+    "quality_ensemble": ((0, 24, 8), "dynamic"),
+    "ctr_stacking": ((0, 32), "stacking"),
+}
+SHIPPED_BATCHES = (1, 7, 64) if DEVICE == "cpu" else (1, 7, 64, 1000, 4096)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("model", SHIPPED)
+def test_shipped_model_shapes_match_the_reference(model, dtype):
+    hidden, method = SHIPPED[model]
+    packed = make_ensemble(99, hidden, method)
+    for batch in SHIPPED_BATCHES:
+        check(torch.randn(batch, 99).to(dtype).to(DEVICE), packed)
+
+
+@pytest.mark.skipif(DEVICE == "cpu", reason="tf32 is a tensor-core mode: the interpreter multiplies in float32")
+@pytest.mark.parametrize("model", SHIPPED)
+def test_tf32_precision_stays_within_its_budget(model):
+    hidden, method = SHIPPED[model]
+    packed = make_ensemble(99, hidden, method)
+    check(torch.randn(333, 99, device=DEVICE), packed, precision="tf32")
+
+
+def test_unknown_precision_is_refused():
+    packed = make_ensemble(7, HIDDEN_LAYOUTS["uniform"], "averaging").to(DEVICE)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        score_triton(torch.zeros(3, 7, device=DEVICE), packed, precision="fast")

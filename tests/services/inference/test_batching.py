@@ -235,3 +235,35 @@ def test_on_the_loop_sparse_requests_run_at_once_and_dense_ones_still_merge():
     sparse, dense = run(scenario())
     assert sparse == [1, 1, 1]
     assert sum(dense) == 40 and max(dense) >= 10, dense  # merged, not 40 batches of one
+
+
+class DeviceExecutor:
+    """Stands in for the GPU dispatcher: runs each batch in its own thread and reports the
+    device time its (fake) CUDA events measured."""
+
+    def __init__(self, device_s: float) -> None:
+        self.device_s = device_s
+        self.calls = 0
+
+    async def __call__(self, run, x):
+        self.calls += 1
+        return await asyncio.to_thread(run, x), self.device_s
+
+
+def test_an_executor_runs_every_batch_and_its_device_time_is_what_statistics_get():
+    model, executor = Model(), DeviceExecutor(0.000123)
+    recorded = []
+
+    async def scenario():
+        batcher = DynamicBatcher(model, BatchingPolicy(max_batch_rows=4), executor=executor)
+        batcher.on_batch = lambda rows, compute: recorded.append((rows, compute))
+        small, _ = await batcher.submit(torch.ones(3, 2))
+        big, timing = await batcher.submit(torch.arange(20, dtype=torch.float32).reshape(10, 2))  # in slices
+        await batcher.drain()
+        return small, big, timing
+
+    small, big, timing = run(scenario())
+    assert executor.calls == 4 and model.batches == [3, 4, 4, 2]
+    assert recorded == [(3, 0.000123)]  # a merged batch: the device's time, not the wall clock's
+    assert small["score"].tolist() == [2.0] * 3 and big["score"].tolist() == [4.0 * i for i in range(10)]
+    assert timing.batch_rows == 10

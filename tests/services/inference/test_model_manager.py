@@ -11,6 +11,7 @@ import torch
 
 from domain.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from domain.features.schema_store import SchemaStore
+from kernels.fused_scoring import KernelConfig
 from services.inference.handler import check_features
 from services.inference.model_manager import ModelManager, VersionPolicy
 from domain.models.repository import publish, stage_model
@@ -220,9 +221,12 @@ def test_new_ensemble_weights_serve_without_a_reload_and_bad_ones_change_nothing
         await manager.refresh()
         trained = await score(manager)
         batcher = manager.get("pair").batcher
+        tuned = {8: KernelConfig(16, 32, 64, splits=2)}  # what tuning at load left on a GPU
+        manager.get("pair").model.packed.prepared[("tuned", torch.float32, "tf32")] = tuned
         write_version(version_dir, {"a": 3.0, "b": 1.0}, "online_learner", "test", ("a", "b"))
         await manager.refresh()
         learned = await score(manager)
+        assert manager.get("pair").model.packed.prepared[("tuned", torch.float32, "tf32")] is tuned  # new weights, same configs
         same_batcher = manager.get("pair").batcher is batcher  # no reload: the same queue keeps serving
         (version_dir / OVERRIDES_DIR / "2.json").write_text('{"weights": {"a": -1, "b": 1}}')
         problems = await manager.refresh()
@@ -263,3 +267,16 @@ def test_the_newest_production_version_serves_beside_the_newest_staging_ones(tmp
         return served
 
     assert run(scenario()) == ["1", "2", "3"]  # latest=2 alone would drop the only production version
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU's choices")
+def test_compute_modes_on_a_cpu(tmp_path):
+    from services.inference.app import build_manager
+    from services.inference.settings import InferenceSettings
+
+    auto = build_manager(InferenceSettings(state_dir=tmp_path))
+    assert (auto.device, auto.compute_dtype, auto.precision, auto.dispatcher) == ("cpu", torch.float32, "ieee", None)
+    assert auto.tuning_cache == tmp_path / "kernel-tuning.json"
+    assert build_manager(InferenceSettings(state_dir=tmp_path, compute_dtype="bfloat16")).compute_dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="tf32 is a GPU mode"):
+        build_manager(InferenceSettings(state_dir=tmp_path, compute_dtype="tf32"))

@@ -105,7 +105,9 @@ def gpu_time_ms(fn: Callable[[], object], calls: int = 20, replays: int = 10) ->
         fn()
         stream.synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=stream):
+        # thread_local: a model loading while others serve must not fail their launches on the
+        # dispatcher thread (the default, global, forbids unsafe CUDA calls in every thread).
+        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
             for _ in range(calls):
                 fn()
         graph.replay()

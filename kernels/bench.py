@@ -152,7 +152,8 @@ def run(modes: list[str], out_dir: Path, shapes: str = "all") -> list[Row]:
     import triton.testing
 
     from kernels.fused_scoring import score_triton
-    from kernels.tuning import bucket_of, tune, tuned_config
+    from kernels.fused_scoring import tuned_config
+    from kernels.tuning import bucket_of, tune
 
     name = torch.cuda.get_device_name()
     ceilings = measure_ceilings()

@@ -25,6 +25,7 @@ This file holds the kernel, its launcher (`score_triton`) and the PyTorch refere
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -51,9 +52,6 @@ class KernelConfig:
     num_warps: int = 4
     num_stages: int = 3
 
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
 
 # ------------------------------------------------------------------------------------- Triton
 @triton.jit
@@ -72,13 +70,30 @@ def _finish(logits, rows, row_ok, cols, col_ok, b_out_ptr, cal_a_ptr, cal_b_ptr,
 
 
 @triton.jit
-def _reduce_slice(acc, logits, rh, h_ok, cols, b1_ptr, reduce_ptr, M_PAD: tl.constexpr, REDUCE_PRECISION: tl.constexpr):
+def _linear_logits(logits, x_ptr, lin_ptr, rows, row_ok, cols, D, stride_xb, stride_xd, M_PAD: tl.constexpr,
+                   UPCAST: tl.constexpr, PRECISION: tl.constexpr, BLOCK_D: tl.constexpr):
+    """The logistic-regression members: x @ L into the logits, float32 accumulation."""
+    for d0 in range(0, D, BLOCK_D):
+        rd = d0 + tl.arange(0, BLOCK_D)
+        d_ok = rd < D
+        x = tl.load(x_ptr + rows[:, None] * stride_xb + rd[None, :] * stride_xd,
+                    mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+        lin = tl.load(lin_ptr + rd[:, None] * M_PAD + cols[None, :], mask=d_ok[:, None], other=0.0)
+        if UPCAST:
+            x = x.to(tl.float32)
+            lin = lin.to(tl.float32)
+        logits = tl.dot(x, lin, logits, input_precision=PRECISION)
+    return logits
+
+
+@triton.jit
+def _reduce_slice(acc, logits, rh, h_ok, cols, b1_ptr, reduce_ptr, M_PAD: tl.constexpr, PRECISION: tl.constexpr):
     """Bias + ReLU on one slice of hidden units, then their sum into the member logits: a GEMM
     with the slice's [BLOCK_H, M_PAD] matrix (each unit's output weight in its member's column)."""
     b1 = tl.load(b1_ptr + rh, mask=h_ok, other=0.0)
     hidden = tl.maximum(acc + b1[None, :], 0.0)
     reduce = tl.load(reduce_ptr + rh[:, None] * M_PAD + cols[None, :], mask=h_ok[:, None], other=0.0)
-    return tl.dot(hidden, reduce, logits, input_precision=REDUCE_PRECISION)
+    return tl.dot(hidden, reduce, logits, input_precision=PRECISION)
 
 
 @triton.jit
@@ -89,7 +104,7 @@ def _fused_ensemble_kernel(
     B, D, H, M, stride_xb, stride_xd, SPLITS, slices_per_split,
     n_members, weight_sum, stacking_bias, vote_threshold,
     METHOD: tl.constexpr, M_PAD: tl.constexpr, HAS_LINEAR: tl.constexpr, UPCAST: tl.constexpr, X_RESIDENT: tl.constexpr,
-    GEMM_PRECISION: tl.constexpr, REDUCE_PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -101,6 +116,12 @@ def _fused_ensemble_kernel(
     col_ok = cols < M
     logits = tl.zeros((BLOCK_B, M_PAD), dtype=tl.float32)
 
+    if HAS_LINEAR:  # logistic-regression members: the first split's share
+        if split == 0:
+            logits = _linear_logits(logits, x_ptr, lin_ptr, rows, row_ok, cols, D, stride_xb, stride_xd,
+                                    M_PAD, UPCAST, PRECISION, BLOCK_D)
+
+    # MLP members: this split's slices of hidden units, never written out.
     h_begin = split * slices_per_split * BLOCK_H
     h_end = tl.minimum(H, h_begin + slices_per_split * BLOCK_H)
     if X_RESIDENT:
@@ -112,33 +133,15 @@ def _fused_ensemble_kernel(
                     mask=row_ok[:, None] & d_ok[None, :], other=0.0)
         if UPCAST:
             x = x.to(tl.float32)
-        if HAS_LINEAR:  # logistic-regression members: the first split's share
-            if split == 0:
-                lin = tl.load(lin_ptr + rd[:, None] * M_PAD + cols[None, :], mask=d_ok[:, None], other=0.0)
-                if UPCAST:
-                    lin = lin.to(tl.float32)
-                logits = tl.dot(x, lin, logits, input_precision=GEMM_PRECISION)
         for h0 in range(h_begin, h_end, BLOCK_H):
             rh = h0 + tl.arange(0, BLOCK_H)
             h_ok = rh < H
             w1 = tl.load(w1_ptr + rd[:, None] * H + rh[None, :], mask=d_ok[:, None] & h_ok[None, :], other=0.0)
             if UPCAST:
                 w1 = w1.to(tl.float32)
-            acc = tl.dot(x, w1, input_precision=GEMM_PRECISION)
-            logits = _reduce_slice(acc, logits, rh, h_ok, cols, b1_ptr, reduce_ptr, M_PAD, REDUCE_PRECISION)
+            acc = tl.dot(x, w1, input_precision=PRECISION)
+            logits = _reduce_slice(acc, logits, rh, h_ok, cols, b1_ptr, reduce_ptr, M_PAD, PRECISION)
     else:
-        if HAS_LINEAR:  # logistic-regression members: the first split's share
-            if split == 0:
-                for d0 in range(0, D, BLOCK_D):
-                    rd = d0 + tl.arange(0, BLOCK_D)
-                    d_ok = rd < D
-                    x = tl.load(x_ptr + rows[:, None] * stride_xb + rd[None, :] * stride_xd,
-                                mask=row_ok[:, None] & d_ok[None, :], other=0.0)
-                    lin = tl.load(lin_ptr + rd[:, None] * M_PAD + cols[None, :], mask=d_ok[:, None], other=0.0)
-                    if UPCAST:
-                        x = x.to(tl.float32)
-                        lin = lin.to(tl.float32)
-                    logits = tl.dot(x, lin, logits, input_precision=GEMM_PRECISION)
         for h0 in range(h_begin, h_end, BLOCK_H):
             rh = h0 + tl.arange(0, BLOCK_H)
             h_ok = rh < H
@@ -152,8 +155,8 @@ def _fused_ensemble_kernel(
                 if UPCAST:
                     x = x.to(tl.float32)
                     w1 = w1.to(tl.float32)
-                acc = tl.dot(x, w1, acc, input_precision=GEMM_PRECISION)
-            logits = _reduce_slice(acc, logits, rh, h_ok, cols, b1_ptr, reduce_ptr, M_PAD, REDUCE_PRECISION)
+                acc = tl.dot(x, w1, acc, input_precision=PRECISION)
+            logits = _reduce_slice(acc, logits, rh, h_ok, cols, b1_ptr, reduce_ptr, M_PAD, PRECISION)
 
     if SPLITS == 1:
         _finish(logits, rows, row_ok, cols, col_ok, b_out_ptr, cal_a_ptr, cal_b_ptr, weights_ptr, stacking_ptr,
@@ -262,14 +265,38 @@ class _Workspace:
 
 
 _WORKSPACE = _Workspace()
-_MULTIPROCESSORS: dict[str, int] = {}
 
 
+@functools.cache
 def multiprocessors(device: torch.device) -> int:
-    key = str(device)
-    if key not in _MULTIPROCESSORS:
-        _MULTIPROCESSORS[key] = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
-    return _MULTIPROCESSORS[key]
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+
+
+# ---------------------------------------------------------------------------- tuned configs
+def _tuned_key(dtype: torch.dtype, precision: str) -> tuple:
+    return ("tuned", dtype, precision)
+
+
+def tuned_table(packed: PackedEnsemble, dtype: torch.dtype, precision: str) -> dict[int, KernelConfig]:
+    """The per-bucket configs kept on the ensemble (kernels/tuning.py fills it at load)."""
+    return packed.prepared.setdefault(_tuned_key(dtype, precision), {})
+
+
+def keep_tuning(source: PackedEnsemble, target: PackedEnsemble) -> None:
+    """Give `target` (the same shapes, new weights) the configs tuned for `source`."""
+    target.prepared.update({k: v for k, v in source.prepared.items() if isinstance(k, tuple) and k[0] == "tuned"})
+
+
+def tuned_config(packed: PackedEnsemble, dtype: torch.dtype, precision: str, batch: int) -> KernelConfig | None:
+    """The config tuned for this batch's bucket (or the largest bucket tuned, for bigger ones)."""
+    table = packed.prepared.get(_tuned_key(dtype, precision))
+    if not table:
+        return None
+    bucket = next_power_of_2(batch)
+    if bucket in table:
+        return table[bucket]
+    largest = max(table)
+    return table[largest] if bucket > largest else None
 
 
 Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -303,8 +330,6 @@ def score_triton(x: torch.Tensor, packed: PackedEnsemble, out: Outputs | None = 
         return score, members, confidence
     weights = prepare(packed, x.dtype, x.device)
     if config is None:
-        from kernels.tuning import tuned_config  # tuning imports this module
-
         config = tuned_config(packed, x.dtype, precision, b) or default_config(b, packed, multiprocessors(x.device))
     slices = hidden_slices(packed, config.block_h)
     splits = max(1, min(config.splits, slices))
@@ -313,7 +338,6 @@ def score_triton(x: torch.Tensor, packed: PackedEnsemble, out: Outputs | None = 
     row_blocks = triton.cdiv(b, config.block_b)
     partial, arrived = (_WORKSPACE.get(x.device, splits * b * weights.m_pad, row_blocks) if splits > 1
                         else (score, score))  # unused with one split
-    gemm = precision if x.dtype == torch.float32 else "tf32"
     _fused_ensemble_kernel[(row_blocks * splits,)](
         x, weights.w1, weights.b1, weights.reduce, weights.lin,
         weights.b_out, weights.cal_a, weights.cal_b, weights.weights, weights.stacking,
@@ -323,9 +347,9 @@ def score_triton(x: torch.Tensor, packed: PackedEnsemble, out: Outputs | None = 
         METHOD=METHOD_IDS[packed.combine.method], M_PAD=weights.m_pad, HAS_LINEAR=weights.has_linear,
         UPCAST=interpreting(),  # the interpreter mishandles 16-bit dot/arithmetic
         X_RESIDENT=config.block_d >= d,
-        GEMM_PRECISION=gemm,
-        # The hidden-to-logit reduction is float32 x float32: exact for "ieee", tf32 otherwise.
-        REDUCE_PRECISION=gemm,
+        # Both GEMMs of float32 inputs, and the float32 hidden-to-logit reduction of every dtype:
+        # exact for "ieee", tf32 otherwise (16-bit operands ignore it).
+        PRECISION=precision if x.dtype == torch.float32 else "tf32",
         BLOCK_B=config.block_b, BLOCK_D=config.block_d, BLOCK_H=config.block_h,
         num_warps=config.num_warps, num_stages=config.num_stages,
     )

@@ -13,6 +13,7 @@ bucket), so a restart or a second replica on the same GPU only reads it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import torch
 import triton
 
 from kernels._triton import interpreting, next_power_of_2
-from kernels.fused_scoring import KernelConfig, hidden_slices, m_pad, multiprocessors, score_triton
+from kernels.fused_scoring import KernelConfig, hidden_slices, m_pad, multiprocessors, score_triton, tuned_table
 from kernels.packing import PackedEnsemble
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def tune(packed: PackedEnsemble, dtype: torch.dtype, device: torch.device | str,
     """Pick a config per bucket (from the cache where it has one, else by timing `candidates`),
     keep them on the ensemble for `score_triton`, and write new picks to `cache`."""
     device = torch.device(device)
-    table: dict[int, KernelConfig] = packed.prepared.setdefault(("tuned", dtype, precision), {})
+    table = tuned_table(packed, dtype, precision)
     if interpreting() and measure is _gpu_time:  # interpreter timings say nothing: the default serves
         return table
     stored, new = _read(cache), {}
@@ -156,20 +157,8 @@ def tune(packed: PackedEnsemble, dtype: torch.dtype, device: torch.device | str,
         if best is None:
             continue
         table[bucket] = best[1]
-        new[key] = best[1].as_dict()
+        new[key] = dataclasses.asdict(best[1])
         log.info("tuned %s: %.1f us with %s", key, best[0] * 1e3, best[1])
     if new and cache is not None:
         _write(cache, new)
     return table
-
-
-def tuned_config(packed: PackedEnsemble, dtype: torch.dtype, precision: str, batch: int) -> KernelConfig | None:
-    """The config tuned for this batch's bucket (or the largest bucket tuned, for bigger ones)."""
-    table = packed.prepared.get(("tuned", dtype, precision))
-    if not table:
-        return None
-    bucket = bucket_of(batch)
-    if bucket in table:
-        return table[bucket]
-    largest = max(table)
-    return table[largest] if bucket > largest else None

@@ -23,6 +23,7 @@ from domain.models.ensemble_weights import WEIGHTED_METHODS, apply_newest, newes
 from domain.models.repository import LoadedModel, ModelLoadError, load_model, scan
 from domain.models.stages import read_stage
 from kernels.dispatch import score_ensemble
+from kernels.fused_scoring import keep_tuning
 from kernels.packing import safe_input_bound
 from kernels.tuning import buckets_up_to, tune
 from services.inference.batching import BatchingPolicy, DynamicBatcher, Outputs, Timing
@@ -150,8 +151,7 @@ class ModelManager:
         try:
             model = await asyncio.to_thread(apply_newest, served.model, path, True)
             model = dataclasses.replace(model, packed=model.packed.to(self.device))
-            # Same shapes, same kernel configs: the tuning done at load still holds.
-            model.packed.prepared.update({k: v for k, v in served.model.packed.prepared.items() if isinstance(k, tuple) and k[0] == "tuned"})
+            keep_tuning(served.model.packed, model.packed)  # same shapes: the tuning done at load still holds
         except ModelLoadError as error:
             reason = f"new ensemble weights refused: {error}"
             if self.states.get((name, version), VersionState("")).reason == reason:
@@ -269,6 +269,8 @@ class ModelManager:
         for name in list(self.served):
             for version in list(self.served[name]):
                 await self._unload(name, version)
+        if self.dispatcher is not None:
+            self.dispatcher.close()
 
     # ------------------------------------------------------------------ lookups
     @property

@@ -10,8 +10,8 @@ import logging
 import pytest
 import torch
 
-from kernels.fused_scoring import KernelConfig, hidden_slices
-from kernels.tuning import bucket_of, buckets_up_to, candidates, tune, tuned_config
+from kernels.fused_scoring import KernelConfig, hidden_slices, tuned_config
+from kernels.tuning import bucket_of, buckets_up_to, candidates, tune
 from tests.kernels.test_fused_scoring import make_ensemble
 
 

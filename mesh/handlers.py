@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from grpc._cython import cygrpc
 from prometheus_client import Counter, Histogram
 
 from domain.errors import DeadlineExceeded, InvalidArgument, MeshError
@@ -52,6 +53,9 @@ UNDECODABLE = Counter(
     "Requests whose bytes did not parse as the method's request message (answered INVALID_ARGUMENT).",
     ["grpc_service", "grpc_method"],
 )
+# What grpc raises in a handler still reading its request stream when the server stops (it has no
+# public name): the call ends with the server; it is nobody's bug and nothing can be answered.
+SERVER_STOPPED: type | tuple = getattr(cygrpc, "_ServerStoppedError", ())
 KINDS = (
     ("unary_unary", grpc.unary_unary_rpc_method_handler),
     ("unary_stream", grpc.unary_stream_rpc_method_handler),
@@ -131,12 +135,16 @@ class _Method:
 
     async def failed(self, call: list, error: BaseException, context: grpc.aio.ServicerContext) -> None:
         """Record the status of a failed call and answer it (context.abort raises AbortError);
-        cancellation and aborts already under way pass through."""
+        cancellation, aborts already under way and a server stopping under an open stream pass
+        through."""
         if isinstance(error, grpc.aio.AbortError):
             call[2] = _code(context, "UNKNOWN")
             raise error
         if not isinstance(error, Exception):  # CancelledError and friends
             call[2] = "CANCELLED"
+            raise error
+        if isinstance(error, SERVER_STOPPED):  # a stream open while the server shut down
+            call[2] = "UNAVAILABLE"
             raise error
         call[2] = error.status if isinstance(error, MeshError) else "INTERNAL"
         await self.fail(error, context)

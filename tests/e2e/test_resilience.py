@@ -146,7 +146,11 @@ async def open_loop(address: str, rate: float, seconds: float) -> tuple[list[flo
 def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_their_latency(mesh):
     router = mesh["router"]
     capacity = 60.0  # Scores per second the route admits (well within what this machine serves)
-    (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": capacity, "burst": 4})
+    # The burst absorbs a 250 ms stall of this client or the router (a 2-core machine under load
+    # has them): after one, the arrivals it held back come at once, and below the rate none of
+    # them may be refused. At 3x the rate it adds only 15 admitted per round.
+    burst = 15
+    (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": capacity, "burst": burst})
     time.sleep(1.0)  # the router reloads its routing within its poll interval
     # Unloaded and overloaded phases alternate, and each condition's p99 is the median over its
     # rounds: on a shared 2-core machine one background burst (another mesh's periodic work, a
@@ -154,7 +158,7 @@ def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_
     unloaded_p99s, admitted_p99s, refused_p99s, unloaded_codes, codes = [], [], [], [], []
     rss_before = _rss_kb(router.process.pid)
     for _ in range(5):
-        time.sleep(0.5)  # the bucket refills (burst / rate = 67 ms) before traffic below the rate
+        time.sleep(0.5)  # the bucket refills (burst / rate = 250 ms) before traffic below the rate
         unloaded, _, some_codes = asyncio.run(open_loop(router.address, capacity * 0.8, 2.5))
         unloaded_p99s.append(float(np.percentile(unloaded, 99)))
         unloaded_codes += some_codes
@@ -171,6 +175,7 @@ def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_
           f"{codes.count('RESOURCE_EXHAUSTED')} refused (p99 {refused_p99 * 1000:.1f} ms), router RSS {rss_before} -> {rss_after} kB")
     assert unloaded_codes.count("OK") == len(unloaded_codes), Counter(unloaded_codes)  # below the rate, within the burst: all admitted
     assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > len(codes) / 2
+    assert codes.count("OK") <= 5 * (capacity * 2.5 * 1.1 + burst)  # per round: the rate over its 2.5 s, plus the burst
     assert admitted_p99 <= 2 * unloaded_p99
     assert refused_p99 < 0.05  # refused at once, not queued
     assert rss_after - rss_before < 30_000

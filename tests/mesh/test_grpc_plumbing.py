@@ -183,3 +183,31 @@ def test_every_server_gets_its_limits_from_one_place():
         "grpc.max_concurrent_streams": 64, "grpc.keepalive_time_ms": 20_000, "grpc.keepalive_timeout_ms": 5_000,
         "grpc.http2.min_ping_interval_without_data_ms": 15_000, "grpc.http2.max_ping_strikes": 2,
     }
+
+
+def test_a_stream_cut_by_the_server_stopping_is_not_logged_as_a_crash(caplog):
+    """grpc raises its server-stopped error into a handler still reading a stream at shutdown:
+    the call ends UNAVAILABLE, with no 'unexpected error' in the log."""
+    from grpc._cython import cygrpc
+
+    from mesh.handlers import wrap_handler
+
+    async def report(requests, context):
+        async for _ in requests:
+            pass
+        raise cygrpc._ServerStoppedError("Server already stopped.")
+
+    class Context:
+        def invocation_metadata(self):
+            return ()
+
+    handler = wrap_handler("/scoremesh.v1.Monitoring/Report", grpc.stream_unary_rpc_method_handler(report), tracing=None)
+
+    async def requests():
+        yield monitoring_pb2.ReportRequest()
+
+    before = _handled("Report", "UNAVAILABLE")
+    with pytest.raises(cygrpc._ServerStoppedError):
+        asyncio.run(handler.stream_unary(requests(), Context()))
+    assert _handled("Report", "UNAVAILABLE") == before + 1
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -29,7 +29,7 @@ import grpc
 from grpc._cython import cygrpc
 from prometheus_client import Counter, Histogram
 
-from domain.errors import DeadlineExceeded, InvalidArgument, MeshError
+from domain.errors import DeadlineExceeded, InvalidArgument, MeshError, Unavailable
 from mesh.metrics import LATENCY_BUCKETS
 from mesh.status_details import error_info_trailer
 from mesh.telemetry import Tracing, current_trace_id
@@ -174,7 +174,43 @@ def _code(context: grpc.aio.ServicerContext, default: str) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else default
 
 
-def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Tracing | None, max_call_s: float | None = None) -> grpc.RpcMethodHandler:
+class OpenStreams:
+    """The calls of streaming methods in progress on one server. Telemetry and watch streams
+    stay open as long as their peers run, so the server's grace period at shutdown (for unary
+    calls in flight to finish) would always run out on them: `end_all` ends them at once with
+    UNAVAILABLE (the peer reopens on another instance) and refuses new ones."""
+
+    def __init__(self) -> None:
+        self._calls: set[asyncio.Task] = set()
+        self.closing = False
+
+    def enter(self) -> asyncio.Task:
+        if self.closing:
+            raise Unavailable("the server is shutting down; open the stream on another instance")
+        task = asyncio.current_task()
+        self._calls.add(task)
+        return task
+
+    def leave(self, task: asyncio.Task) -> None:
+        self._calls.discard(task)
+
+    def ended(self, task: asyncio.Task, error: BaseException) -> BaseException:
+        """`error` as the call should end: a cancellation that `end_all` sent is UNAVAILABLE."""
+        if self.closing and isinstance(error, asyncio.CancelledError) and task in self._calls:
+            task.uncancel()
+            return Unavailable("the server is shutting down; open the stream on another instance")
+        return error
+
+    def end_all(self) -> int:
+        """End every open stream and refuse new ones; how many were open."""
+        self.closing = True
+        for task in self._calls:
+            task.cancel()
+        return len(self._calls)
+
+
+def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Tracing | None, max_call_s: float | None = None,
+                 streams: OpenStreams | None = None) -> grpc.RpcMethodHandler:
     kind, factory = next((k, f) for k, f in KINDS if getattr(handler, k) is not None)
     behaviour = getattr(handler, kind)
     m = _Method(full_method, kind, handler, tracing)
@@ -197,12 +233,16 @@ def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Trac
 
         async def wrapped(request, context):
             call = m.begin(context)
+            task = None
             try:
+                task = streams.enter() if streams is not None else None
                 async for item in behaviour(guarded(request), context):
                     yield item
             except BaseException as error:
-                await m.failed(call, error, context)
+                await m.failed(call, streams.ended(task, error) if task is not None else error, context)
             finally:
+                if task is not None:
+                    streams.leave(task)
                 m.end(call)
 
     elif kind == "unary_unary" and max_call_s:  # the deadline cap: streams (Watch, Report) may live long
@@ -224,6 +264,21 @@ def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Trac
             except BaseException as error:
                 await m.failed(call, error, context)
             finally:
+                m.end(call)
+
+    elif streaming_request and streams is not None:  # client streams (Report, Feedback): ended at shutdown
+
+        async def wrapped(request, context):
+            call = m.begin(context)
+            task = None
+            try:
+                task = streams.enter()
+                return await behaviour(guarded(request), context)
+            except BaseException as error:
+                await m.failed(call, streams.ended(task, error) if task is not None else error, context)
+            finally:
+                if task is not None:
+                    streams.leave(task)
                 m.end(call)
 
     else:
@@ -248,13 +303,15 @@ class WrappingRegistrar:
         self.server = server
         self.tracing = tracing
         self.max_call_s = max_call_s
+        self.streams = OpenStreams()
 
     def add_generic_rpc_handlers(self, handlers) -> None:
         """Generated code registers each servicer twice, as a generic handler and as registered
         method handlers; the second carries everything, so the first is not needed."""
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
-        wrapped = {name: wrap_handler(f"/{service}/{name}", handler, self.tracing, self.max_call_s) for name, handler in handlers.items()}
+        wrapped = {name: wrap_handler(f"/{service}/{name}", handler, self.tracing, self.max_call_s, self.streams)
+                   for name, handler in handlers.items()}
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
         self.server.add_registered_method_handlers(service, wrapped)
 

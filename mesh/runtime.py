@@ -4,8 +4,8 @@ A service is declared once (`Service`: its name, its settings class and a `setup
 servicers and returns its readiness check); `service_main` does the rest: settings, JSON logs,
 OpenTelemetry, a grpc.aio server with health (NOT_SERVING until ready) and reflection, a
 Prometheus endpoint, registration with heartbeats, health kept in line with readiness, and the
-shutdown sequence: signal -> NOT_SERVING -> deregister -> drain in-flight RPCs within the grace
--> stop hooks -> cancel background tasks -> flush telemetry.
+shutdown sequence: signal -> NOT_SERVING -> deregister -> end open streams (UNAVAILABLE) -> drain
+in-flight RPCs within the grace -> stop hooks -> cancel background tasks -> flush telemetry.
 
 Health: the "liveness" entry is SERVING while the process answers; "" and the service names
 follow readiness (the service can do its job).
@@ -243,6 +243,11 @@ class ServiceRuntime:
                 await asyncio.to_thread(self.registry.deregister, self.instance.instance_id)
             except Exception:
                 log.warning("deregistration failed", exc_info=True)
+        # Long-lived streams (telemetry in, watches out) end now, not at the end of the grace
+        # that unary calls in flight get to finish.
+        ended = self._registrar.streams.end_all()
+        if ended:
+            log.info("ended %d open stream(s); their peers reopen them on another instance", ended)
         await self.server.stop(self.settings.shutdown_grace_s)
         for callback in self._on_stop:
             try:

@@ -211,3 +211,58 @@ def test_a_stream_cut_by_the_server_stopping_is_not_logged_as_a_crash(caplog):
         asyncio.run(handler.stream_unary(requests(), Context()))
     assert _handled("Report", "UNAVAILABLE") == before + 1
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+class StreamingServicer(Servicer):
+    """Report as monitoring has it (reads until the sender stops) and a watch that never ends."""
+
+    async def WatchAlerts(self, request, context):
+        yield monitoring_pb2.WatchAlertsResponse()
+        await asyncio.Event().wait()  # no more alerts, ever
+
+
+def test_open_streams_end_at_shutdown_instead_of_holding_the_grace():
+    """Telemetry and watch streams stay open while their peers run: at shutdown they end at
+    once with UNAVAILABLE, new ones are refused, and the grace is left to unary calls (before,
+    a monitoring instance with routers reporting to it took the whole grace, 5 s, to stop)."""
+    from mesh.handlers import WrappingRegistrar
+
+    async def scenario():
+        server = grpc.aio.server()
+        registrar = WrappingRegistrar(server)
+        monitoring_pb2_grpc.add_MonitoringServicer_to_server(StreamingServicer(), registrar)
+        address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+        await server.start()
+        before = _handled("Report", "UNAVAILABLE")
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = monitoring_pb2_grpc.MonitoringStub(channel)
+            sender_stops = asyncio.Event()
+
+            async def batches():
+                yield monitoring_pb2.ReportRequest(records=[monitoring_pb2.TelemetryRecord()])
+                await sender_stops.wait()  # a router that keeps its stream open
+
+            report = asyncio.ensure_future(stub.Report(batches(), timeout=30))
+            watch = stub.WatchAlerts(monitoring_pb2.WatchAlertsRequest(), timeout=30)
+            await watch.read()  # both streams are open on the server now
+            for _ in range(100):
+                if len(registrar.streams._calls) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert registrar.streams.end_all() == 2
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(grpc.aio.AioRpcError) as report_end:
+                await report
+            with pytest.raises(grpc.aio.AioRpcError) as watch_end:
+                await watch.read()
+            with pytest.raises(grpc.aio.AioRpcError) as refused:  # a sender reopening before the server stops
+                await stub.Report(batches(), timeout=5)
+            await server.stop(5.0)
+            took = asyncio.get_running_loop().time() - started
+            sender_stops.set()
+        assert report_end.value.code() == watch_end.value.code() == refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "shutting down" in report_end.value.details()
+        assert took < 2.0, took
+        assert _handled("Report", "UNAVAILABLE") == before + 2
+
+    asyncio.run(scenario())

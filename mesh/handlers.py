@@ -19,6 +19,7 @@ register a servicer, so each servicer is wrapped as it is added.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -180,26 +181,31 @@ class OpenStreams:
     calls in flight to finish) would always run out on them: `end_all` ends them at once with
     UNAVAILABLE (the peer reopens on another instance) and refuses new ones."""
 
+    SHUTTING_DOWN = "the server is shutting down; open the stream on another instance"
+
     def __init__(self) -> None:
         self._calls: set[asyncio.Task] = set()
         self.closing = False
 
-    def enter(self) -> asyncio.Task:
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    @contextlib.contextmanager
+    def open(self):
+        """Around one streaming call: refused while closing; ended by `end_all` as UNAVAILABLE."""
         if self.closing:
-            raise Unavailable("the server is shutting down; open the stream on another instance")
+            raise Unavailable(self.SHUTTING_DOWN)
         task = asyncio.current_task()
         self._calls.add(task)
-        return task
-
-    def leave(self, task: asyncio.Task) -> None:
-        self._calls.discard(task)
-
-    def ended(self, task: asyncio.Task, error: BaseException) -> BaseException:
-        """`error` as the call should end: a cancellation that `end_all` sent is UNAVAILABLE."""
-        if self.closing and isinstance(error, asyncio.CancelledError) and task in self._calls:
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not self.closing:
+                raise  # the caller went away
             task.uncancel()
-            return Unavailable("the server is shutting down; open the stream on another instance")
-        return error
+            raise Unavailable(self.SHUTTING_DOWN) from None
+        finally:
+            self._calls.discard(task)
 
     def end_all(self) -> int:
         """End every open stream and refuse new ones; how many were open."""
@@ -215,6 +221,7 @@ def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Trac
     behaviour = getattr(handler, kind)
     m = _Method(full_method, kind, handler, tracing)
     streaming_request = kind.startswith("stream_")
+    stream_open = streams.open if streams is not None else contextlib.nullcontext
 
     async def checked(requests):
         async for request in requests:
@@ -233,16 +240,13 @@ def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Trac
 
         async def wrapped(request, context):
             call = m.begin(context)
-            task = None
             try:
-                task = streams.enter() if streams is not None else None
-                async for item in behaviour(guarded(request), context):
-                    yield item
+                with stream_open():
+                    async for item in behaviour(guarded(request), context):
+                        yield item
             except BaseException as error:
-                await m.failed(call, streams.ended(task, error) if task is not None else error, context)
+                await m.failed(call, error, context)
             finally:
-                if task is not None:
-                    streams.leave(task)
                 m.end(call)
 
     elif kind == "unary_unary" and max_call_s:  # the deadline cap: streams (Watch, Report) may live long
@@ -266,27 +270,14 @@ def wrap_handler(full_method: str, handler: grpc.RpcMethodHandler, tracing: Trac
             finally:
                 m.end(call)
 
-    elif streaming_request and streams is not None:  # client streams (Report, Feedback): ended at shutdown
-
-        async def wrapped(request, context):
-            call = m.begin(context)
-            task = None
-            try:
-                task = streams.enter()
-                return await behaviour(guarded(request), context)
-            except BaseException as error:
-                await m.failed(call, streams.ended(task, error) if task is not None else error, context)
-            finally:
-                if task is not None:
-                    streams.leave(task)
-                m.end(call)
-
-    else:
+    else:  # client streams (Report, Feedback: ended at shutdown) and uncapped unary calls
+        scope = stream_open if streaming_request else contextlib.nullcontext
 
         async def wrapped(request, context):
             call = m.begin(context)
             try:
-                return await behaviour(guarded(request), context)
+                with scope():
+                    return await behaviour(guarded(request), context)
             except BaseException as error:
                 await m.failed(call, error, context)
             finally:

@@ -245,8 +245,8 @@ def test_open_streams_end_at_shutdown_instead_of_holding_the_grace():
             report = asyncio.ensure_future(stub.Report(batches(), timeout=30))
             watch = stub.WatchAlerts(monitoring_pb2.WatchAlertsRequest(), timeout=30)
             await watch.read()  # both streams are open on the server now
-            for _ in range(100):
-                if len(registrar.streams._calls) == 2:
+            for _ in range(100):  # the Report handler may not have started yet
+                if len(registrar.streams) == 2:
                     break
                 await asyncio.sleep(0.01)
             assert registrar.streams.end_all() == 2

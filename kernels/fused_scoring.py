@@ -96,7 +96,10 @@ def _reduce_slice(acc, logits, rh, h_ok, cols, b1_ptr, reduce_ptr, M_PAD: tl.con
     return tl.dot(hidden, reduce, logits, input_precision=PRECISION)
 
 
-@triton.jit
+# B is not specialized on (Triton would compile apart batches of 1 row, of a multiple of 16 and
+# of others): one compile per config then serves every batch of its bucket, so what tuning
+# compiles at load is all that live traffic ever launches.
+@triton.jit(do_not_specialize=["B"])
 def _fused_ensemble_kernel(
     x_ptr, w1_ptr, b1_ptr, reduce_ptr, lin_ptr, b_out_ptr, cal_a_ptr, cal_b_ptr,
     weights_ptr, stacking_ptr,

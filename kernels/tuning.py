@@ -8,7 +8,10 @@ buffer the launcher must allocate before the launch. Here tuning is an explicit 
 each candidate is timed on the GPU alone (CUDA-graph replays, CUDA events, median), the winner per
 power-of-two bucket is kept on the ensemble and written to a JSON file keyed by everything that
 changes the answer (device, Triton version, dtype, precision, D, sum(H), padded M, linear members,
-bucket), so a restart or a second replica on the same GPU only reads it.
+bucket), so a restart or a second replica on the same GPU only reads it. Workers of one instance
+start together: a file lock beside the cache lets one tune (on a GPU nobody else is timing on)
+while the others wait and then read its picks. A pick read from the cache is still launched once
+at load, which compiles it: the first live batch of a bucket must not wait for Triton.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 import triton
+from filelock import FileLock
 
 from kernels._triton import interpreting, next_power_of_2
 from kernels.fused_scoring import KernelConfig, hidden_slices, m_pad, multiprocessors, score_triton, tuned_table
@@ -35,6 +40,7 @@ BLOCK_H = (32, 64, 128)
 BLOCK_D = (64, 128)
 MAX_RESIDENT_D = 256
 Measure = Callable[[KernelConfig, Callable[[], object]], float]  # (config, its launch) -> ms
+Compile = Callable[[KernelConfig, Callable[[], object]], object]  # (config, its launch): compile it
 
 
 def buckets_up_to(rows: int) -> list[int]:
@@ -127,38 +133,51 @@ def _gpu_time(config: KernelConfig, launch: Callable[[], object]) -> float:
     return gpu_time_ms(launch)
 
 
+def _compile(config: KernelConfig, launch: Callable[[], object]) -> None:
+    launch()  # the first launch of a config compiles it; Triton keeps it for every later one
+
+
 def tune(packed: PackedEnsemble, dtype: torch.dtype, device: torch.device | str, buckets: Iterable[int],
-         cache: Path | None = None, precision: str = "ieee", measure: Measure = _gpu_time) -> dict[int, KernelConfig]:
+         cache: Path | None = None, precision: str = "ieee", measure: Measure = _gpu_time,
+         compile_config: Compile = _compile) -> dict[int, KernelConfig]:
     """Pick a config per bucket (from the cache where it has one, else by timing `candidates`),
-    keep them on the ensemble for `score_triton`, and write new picks to `cache`."""
+    keep them on the ensemble for `score_triton`, and write new picks to `cache`. Every pick is
+    compiled before this returns."""
     device = torch.device(device)
     table = tuned_table(packed, dtype, precision)
     if interpreting() and measure is _gpu_time:  # interpreter timings say nothing: the default serves
         return table
-    stored, new = _read(cache), {}
-    generator = torch.Generator(device="cpu").manual_seed(0)
-    for bucket in buckets:
-        key = _key(device, dtype, precision, packed, bucket)
-        if key in stored:
-            try:
-                table[bucket] = KernelConfig(**stored[key])
+    # One tuner at a time per cache (the workers of an instance, replicas on one GPU): timings
+    # taken while another process tunes would be the two's together, and the work is the same.
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{cache}.lock") if cache is not None else nullcontext():
+        stored, new = _read(cache), {}
+        generator = torch.Generator(device="cpu").manual_seed(0)
+        for bucket in buckets:
+            key = _key(device, dtype, precision, packed, bucket)
+            x = torch.randn(bucket, packed.input_dim, generator=generator).to(device=device, dtype=dtype)  # never zeros
+            if key in stored:
+                try:
+                    config = KernelConfig(**stored[key])
+                    compile_config(config, lambda config=config: score_triton(x, packed, config=config, precision=precision))
+                    table[bucket] = config
+                    continue
+                except (TypeError, triton.runtime.errors.OutOfResources):
+                    pass  # written by another version of this code, or for another GPU budget: tune again
+            best: tuple[float, KernelConfig] | None = None
+            for config in candidates(bucket, packed, multiprocessors(device)):
+                try:
+                    took = measure(config, lambda config=config: score_triton(x, packed, config=config, precision=precision))
+                except (triton.runtime.errors.OutOfResources, torch.cuda.OutOfMemoryError):
+                    continue
+                if best is None or took < best[0]:
+                    best = (took, config)
+            if best is None:
                 continue
-            except TypeError:
-                pass  # written by another version of this code: tune again
-        x = torch.randn(bucket, packed.input_dim, generator=generator).to(device=device, dtype=dtype)  # never zeros
-        best: tuple[float, KernelConfig] | None = None
-        for config in candidates(bucket, packed, multiprocessors(device)):
-            try:
-                took = measure(config, lambda config=config: score_triton(x, packed, config=config, precision=precision))
-            except (triton.runtime.errors.OutOfResources, torch.cuda.OutOfMemoryError):
-                continue
-            if best is None or took < best[0]:
-                best = (took, config)
-        if best is None:
-            continue
-        table[bucket] = best[1]
-        new[key] = dataclasses.asdict(best[1])
-        log.info("tuned %s: %.1f us with %s", key, best[0] * 1e3, best[1])
-    if new and cache is not None:
-        _write(cache, new)
+            table[bucket] = best[1]
+            new[key] = dataclasses.asdict(best[1])
+            log.info("tuned %s: %.1f us with %s", key, best[0] * 1e3, best[1])
+        if new and cache is not None:
+            _write(cache, new)
     return table

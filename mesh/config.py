@@ -131,6 +131,10 @@ class MeshSettings(BaseSettings):
     shutdown_grace_s: float = 5.0
     """How long a stopping server lets in-flight RPCs finish before cancelling them."""
 
+    stall_dump_s: float = 30.0
+    """When the event loop stops turning for this long, every thread's stack goes to the log
+    (mesh/stalls.py): a hang shows where it is stuck. 0 turns it off."""
+
     heartbeat_interval_s: float = 1.0
     """How often an instance refreshes its entry in the local registry."""
 

@@ -36,6 +36,7 @@ from mesh.client import ServiceClient, policy_from
 from mesh.config import ConfigError, MeshSettings
 from mesh.discovery import Instance, Registry, open_registry
 from mesh.gc_pauses import freeze_startup_objects, thaw
+from mesh.stalls import watch_event_loop
 from mesh.handlers import WrappingRegistrar
 from mesh.logs import configure_logging
 from mesh.telemetry import Tracing
@@ -227,6 +228,7 @@ class ServiceRuntime:
         SIGTERM/SIGINT, then run the shutdown sequence."""
         self.install_signal_handlers()
         await self.start()
+        self.spawn(watch_event_loop(self.settings.stall_dump_s), "stall-watch")
         if ready is None:
             await self.set_serving(True)
         else:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from domain.errors import DeadlineExceeded, MeshError, ResourceExhausted, Unavailable
+from mesh.stalls import thread_stacks
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,11 @@ class BatchingPolicy:
     """Additive increase of the delay after a batch within the SLO."""
     inline: bool = False
     """Run batches on the event loop's thread instead of a worker thread."""
+    stall_report_s: float = 10.0
+    """A batch computing off the loop (a GPU's dispatcher thread) for longer than this is logged
+    once, with every other thread's stack: a device-side hang then says where it is stuck
+    rather than showing only as callers' deadlines. The batch is not cancelled (a kernel cannot
+    be interrupted)."""
 
 
 @dataclass
@@ -231,11 +237,19 @@ class DynamicBatcher:
 
     async def _compute(self, x: torch.Tensor) -> tuple[Outputs, float | None]:
         """One batch through the executor (device seconds known), on the loop, or in a thread."""
-        if self.executor is not None:
-            return await self.executor(self.run, x)
-        if self.policy.inline:
+        if self.executor is None and self.policy.inline:
             return self.run(x), None
-        return await asyncio.to_thread(self.run, x), None
+        watch = asyncio.get_running_loop().call_later(self.policy.stall_report_s, self._report_stall, int(x.shape[0]), time.monotonic())
+        try:
+            if self.executor is not None:
+                return await self.executor(self.run, x)
+            return await asyncio.to_thread(self.run, x), None
+        finally:
+            watch.cancel()
+
+    def _report_stall(self, rows: int, started: float) -> None:
+        log.warning("%s: a batch of %d rows has been computing for %.1fs (still waiting); the other threads:\n%s",
+                    self.name, rows, time.monotonic() - started, thread_stacks())
 
     def _fail(self, item: _Pending, error: Exception) -> None:
         if item.future.done():

@@ -22,7 +22,12 @@ class GpuDispatcher:
     def __init__(self, device: str | torch.device) -> None:
         self.device = torch.device(device)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gpu-dispatch-{self.device}")
-        self._stream = torch.cuda.Stream(self.device)
+        # High priority: PyTorch hands out streams round-robin from a pool per priority, so a
+        # default-priority stream (the tuner's, taken per measurement while a new version loads)
+        # could be this very stream, and a CUDA-graph capture on it would swallow serving's
+        # launches. A pool of its own rules that out; and serving's blocks are then scheduled
+        # ahead of a loading version's tuning.
+        self._stream = torch.cuda.Stream(self.device, priority=-1)
 
     def _run(self, run: RunBatch, x: torch.Tensor) -> tuple[Outputs, float]:
         with torch.cuda.device(self.device), torch.cuda.stream(self._stream):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 import pytest
 import torch
@@ -57,11 +58,46 @@ def test_tune_picks_the_fastest_config_per_bucket_and_caches_it(tmp_path):
     def must_not_time(config, launch):
         raise AssertionError("the cached pick should have been used")
 
+    compiled = []
     again = make_ensemble(37, (0, 40, 24), "averaging")  # same shapes: a restart, or another replica
-    assert tune(again, torch.float32, "cpu", [1, 64], cache, measure=must_not_time) == table
+    assert tune(again, torch.float32, "cpu", [1, 64], cache, measure=must_not_time,
+                compile_config=lambda config, launch: compiled.append(config)) == table
+    assert compiled == [table[1], table[64]]  # read from the cache, still compiled at load
     other = make_ensemble(37, (0, 40, 24), "averaging")
     tune(other, torch.bfloat16, "cpu", [64], cache, measure=cost)  # another dtype: its own entry
     assert len(json.loads(cache.read_text())) == 3
+
+
+def test_workers_tuning_together_time_once_and_share_the_picks(tmp_path):
+    """The second tuner waits for the first (one at a time on a GPU: timings would be the two's
+    together) and then reads its picks instead of timing the same candidates again."""
+    cache = tmp_path / "state" / "tuning.json"
+    first_timing, release = threading.Event(), threading.Event()
+    timed: list[str] = []
+
+    def slow_cost(config, launch):
+        timed.append(threading.current_thread().name)
+        first_timing.set()
+        assert release.wait(10)
+        return cost(config, launch)
+
+    results: dict[str, dict] = {}
+
+    def worker(name: str) -> None:
+        results[name] = tune(make_ensemble(37, (0, 40, 24), "averaging"), torch.float32, "cpu", [8], cache,
+                             measure=slow_cost, compile_config=lambda config, launch: None)
+
+    first = threading.Thread(target=worker, args=("first",), name="first")
+    first.start()
+    assert first_timing.wait(10)
+    second = threading.Thread(target=worker, args=("second",), name="second")
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # waiting for the first tuner's lock
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert set(timed) == {"first"} and results["second"] == results["first"] and results["first"][8].splits == 2
 
 
 def test_lookup_by_bucket(tmp_path):

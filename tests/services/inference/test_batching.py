@@ -267,3 +267,31 @@ def test_an_executor_runs_every_batch_and_its_device_time_is_what_statistics_get
     assert recorded == [(3, 0.000123)]  # a merged batch: the device's time, not the wall clock's
     assert small["score"].tolist() == [2.0] * 3 and big["score"].tolist() == [4.0 * i for i in range(10)]
     assert timing.batch_rows == 10
+
+
+def test_a_batch_stuck_on_the_device_thread_is_reported_with_where_it_is_stuck(caplog):
+    """A hang off the loop (a GPU dispatcher waiting forever) is logged once with the stuck
+    thread's stack while callers wait, instead of showing only as their deadlines; the batch
+    still finishes when the device does."""
+    model, executor = Model(), DeviceExecutor(0.001)
+    model.gate.clear()
+
+    async def scenario():
+        batcher = DynamicBatcher(model, BatchingPolicy(stall_report_s=0.1), name="stuck v1", executor=executor)
+        request = asyncio.create_task(batcher.submit(torch.ones(2, 2)))
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if "computing" in caplog.text:
+                break
+        reported = caplog.text
+        model.gate.set()
+        outputs, _ = await request
+        await batcher.drain()
+        return reported, outputs
+
+    with caplog.at_level("WARNING", logger="services.inference.batching"):
+        reported, outputs = run(scenario())
+    assert "stuck v1: a batch of 2 rows has been computing for" in reported
+    assert "in __call__\n    self.gate.wait(10)" in reported  # the stuck thread's own frame
+    assert outputs["score"].tolist() == [2.0, 2.0]
+    assert caplog.text.count("has been computing") == 1

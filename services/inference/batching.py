@@ -177,8 +177,18 @@ class DynamicBatcher:
                 await self._wakeup.wait()
             await self._gather()
             batch = self._take()
-            if batch:
+            if not batch:
+                continue
+            try:
                 await self._execute(batch)
+            except Exception as error:
+                # A bug after compute (statistics, the slicing of outputs) must cost this batch
+                # only: were it to end this task, every later request would wait out its deadline
+                # with nothing logged.
+                log.error("%s: batch of %d requests failed after compute", self.name, len(batch), exc_info=error)
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
 
     async def _gather(self) -> None:
         """Wait for batch mates only while they are expected to come in time."""

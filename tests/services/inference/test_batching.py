@@ -295,3 +295,26 @@ def test_a_batch_stuck_on_the_device_thread_is_reported_with_where_it_is_stuck(c
     assert "in __call__\n    self.gate.wait(10)" in reported  # the stuck thread's own frame
     assert outputs["score"].tolist() == [2.0, 2.0]
     assert caplog.text.count("has been computing") == 1
+
+
+def test_a_failure_after_compute_fails_that_batch_and_the_batcher_keeps_serving(caplog):
+    model = Model()
+    broken = [True]
+
+    def record(rows, compute):
+        if broken.pop() if broken else False:
+            raise ValueError("statistics bug")
+
+    async def scenario():
+        batcher = DynamicBatcher(model, BatchingPolicy(), name="m v1", executor=DeviceExecutor(0.001))
+        batcher.on_batch = record
+        with pytest.raises(ValueError, match="statistics bug"):
+            await asyncio.wait_for(batcher.submit(torch.ones(1, 2)), 5)
+        outputs, _ = await asyncio.wait_for(batcher.submit(torch.ones(1, 2)), 5)
+        await batcher.drain()
+        return outputs
+
+    with caplog.at_level("ERROR", logger="services.inference.batching"):
+        outputs = run(scenario())
+    assert outputs["score"].tolist() == [2.0]
+    assert "m v1: batch of 1 requests failed after compute" in caplog.text and "statistics bug" in caplog.text

@@ -176,7 +176,12 @@ def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_
     assert unloaded_codes.count("OK") == len(unloaded_codes), Counter(unloaded_codes)  # below the rate, within the burst: all admitted
     assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > len(codes) / 2
     assert codes.count("OK") <= 5 * (capacity * 2.5 * 1.1 + burst)  # per round: the rate over its 2.5 s, plus the burst
-    assert admitted_p99 <= 2 * unloaded_p99
+    # Each round's overloaded phase against the unloaded phase just before it (the machine's state
+    # shared), median over rounds. On 2 cores the load generator at 3x shares the mesh's cores, which
+    # alone lifted the admitted p99 1.7-2.9x in quiet rounds (CI, 2026-11-23); requests queued
+    # behind refusals or held by the bucket would take hundreds of milliseconds.
+    ratios = [admitted / unloaded for admitted, unloaded in zip(admitted_p99s, unloaded_p99s)]
+    assert float(np.median(ratios)) <= 2.5, ratios
     assert refused_p99 < 0.05  # refused at once, not queued
     assert rss_after - rss_before < 30_000
 

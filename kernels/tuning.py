@@ -17,6 +17,7 @@ at load, which compiles it: the first live batch of a bucket must not wait for T
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -137,6 +138,19 @@ def _compile(config: KernelConfig, launch: Callable[[], object]) -> None:
     launch()  # the first launch of a config compiles it; Triton keeps it for every later one
 
 
+def _fastest(x: torch.Tensor, packed: PackedEnsemble, precision: str, measure: Measure) -> tuple[float, KernelConfig] | None:
+    """The fastest candidate for a batch like `x` (None if none fits this GPU)."""
+    best: tuple[float, KernelConfig] | None = None
+    for config in candidates(int(x.shape[0]), packed, multiprocessors(x.device)):
+        try:
+            took = measure(config, functools.partial(score_triton, x, packed, config=config, precision=precision))
+        except (triton.runtime.errors.OutOfResources, torch.cuda.OutOfMemoryError):
+            continue
+        if best is None or took < best[0]:
+            best = (took, config)
+    return best
+
+
 def tune(packed: PackedEnsemble, dtype: torch.dtype, device: torch.device | str, buckets: Iterable[int],
          cache: Path | None = None, precision: str = "ieee", measure: Measure = _gpu_time,
          compile_config: Compile = _compile) -> dict[int, KernelConfig]:
@@ -160,19 +174,12 @@ def tune(packed: PackedEnsemble, dtype: torch.dtype, device: torch.device | str,
             if key in stored:
                 try:
                     config = KernelConfig(**stored[key])
-                    compile_config(config, lambda config=config: score_triton(x, packed, config=config, precision=precision))
+                    compile_config(config, functools.partial(score_triton, x, packed, config=config, precision=precision))
                     table[bucket] = config
                     continue
                 except (TypeError, triton.runtime.errors.OutOfResources):
                     pass  # written by another version of this code, or for another GPU budget: tune again
-            best: tuple[float, KernelConfig] | None = None
-            for config in candidates(bucket, packed, multiprocessors(device)):
-                try:
-                    took = measure(config, lambda config=config: score_triton(x, packed, config=config, precision=precision))
-                except (triton.runtime.errors.OutOfResources, torch.cuda.OutOfMemoryError):
-                    continue
-                if best is None or took < best[0]:
-                    best = (took, config)
+            best = _fastest(x, packed, precision, measure)
             if best is None:
                 continue
             table[bucket] = best[1]

@@ -36,9 +36,9 @@ from mesh.client import ServiceClient, policy_from
 from mesh.config import ConfigError, MeshSettings
 from mesh.discovery import Instance, Registry, open_registry
 from mesh.gc_pauses import freeze_startup_objects, thaw
-from mesh.stalls import watch_event_loop
 from mesh.handlers import WrappingRegistrar
 from mesh.logs import configure_logging
+from mesh.stalls import watch_event_loop
 from mesh.telemetry import Tracing
 from mesh import tls
 

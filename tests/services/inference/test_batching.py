@@ -298,11 +298,11 @@ def test_a_batch_stuck_on_the_device_thread_is_reported_with_where_it_is_stuck(c
 
 
 def test_a_failure_after_compute_fails_that_batch_and_the_batcher_keeps_serving(caplog):
-    model = Model()
-    broken = [True]
+    model, batches = Model(), []
 
     def record(rows, compute):
-        if broken.pop() if broken else False:
+        batches.append(rows)
+        if len(batches) == 1:
             raise ValueError("statistics bug")
 
     async def scenario():

@@ -10,8 +10,9 @@ as plain code (no gRPC), tested on their own.
   fast. A first attempt outrun by a hedge sent later took at least as long as it was out: that
   time is a latency sample (a lower bound, never a made-up penalty). A hedge made moot because
   the first attempt answered says nothing of its instance. An instance outrun three times in a
-  row that has answered nothing for `stall_s` (since it joined, if it never has) is stalled (a
-  stopped process, a dead link) and is ejected like a failing one.
+  row that has been tried for `stall_s` without answering is stalled (a stopped process, a dead
+  link) and is ejected like a failing one. Time it was not tried does not count: an instance
+  left idle (its peer was preferred) whose first calls back are outrun was not stalled.
 - Outlier ejection (Envoy's defaults): 5 consecutive failures eject an instance for 30 s x the
   number of its ejections, at most 300 s; at most 10% of instances are ejected (at least one
   may be).
@@ -58,8 +59,11 @@ class Endpoint:
     consecutive_failures: int = 0
     outrun_streak: int = 0
     """First attempts outrun by a hedge since this instance last answered anything."""
-    last_answer: float = 0.0
-    """When it last answered, or joined the balancer (clock time)."""
+    trying_since: float | None = None
+    """When the first attempt since its last answer began (None: none since); an attempt after a
+    pause of more than `stall_s` with nothing in flight starts the count again."""
+    last_outcome: float = 0.0
+    """When an attempt on it last ended, however it ended (clock time)."""
     ejections: int = 0
     ejected_until: float = 0.0
     latencies: deque = field(default_factory=lambda: deque(maxlen=50))
@@ -117,15 +121,10 @@ class Balancer:
 
     def sync(self, addresses: Sequence[str], weights: dict[str, float] | None = None) -> None:
         """The instances discovery says are healthy now; what is known of them is kept."""
-        now = self.clock()
         for address in addresses:
             endpoint = self.endpoints.get(address)
             if endpoint is None:
-                # Judged stalled only after `stall_s` without an answer since it joined: a
-                # replica just (re)started is slow on its first calls, and outrun three times in
-                # a row before it ever answered it read as stalled at once (and was ejected
-                # mesh-wide for 50 s in the end-to-end tests).
-                endpoint = self.endpoints[address] = Endpoint(address, last_answer=now)
+                endpoint = self.endpoints[address] = Endpoint(address)
             endpoint.weight = (weights or {}).get(address, endpoint.weight)
         for gone in set(self.endpoints) - set(addresses):
             del self.endpoints[gone]
@@ -172,6 +171,14 @@ class Balancer:
         return a if a.cost(now, unsampled) <= b.cost(now, unsampled) else b
 
     def started(self, endpoint: Endpoint) -> None:
+        # The stall clock runs while the instance is tried and does not answer. Counted from its
+        # last answer instead (or its joining), an instance idle for minutes read as stalled on
+        # its first three calls back if a hedge beat them (a cold replica on a busy machine),
+        # and was ejected for 30 s while it was the faster one (CI, 2026-11-23).
+        now = self.clock()
+        paused = endpoint.in_flight == 0 and now - endpoint.last_outcome > self.stall_s
+        if endpoint.trying_since is None or paused:
+            endpoint.trying_since, endpoint.outrun_streak = now, 0
         endpoint.in_flight += 1
         endpoint.loads.append(endpoint.in_flight)
 
@@ -184,6 +191,7 @@ class Balancer:
         of the instance: a healthy instance that only gets hedges would otherwise look stalled."""
         now = self.clock()
         endpoint.in_flight = max(0, endpoint.in_flight - 1)
+        endpoint.last_outcome = now
         if outcome == "superseded":
             return
         endpoint.requests += 1
@@ -191,11 +199,13 @@ class Balancer:
             if seconds > endpoint.peak_ewma_s or not endpoint.sampled:
                 endpoint.observe(seconds, now)
             endpoint.outrun_streak += 1
-            stalled = endpoint.outrun_streak >= 3 and now - endpoint.last_answer >= self.stall_s
-            if stalled and endpoint.ejected_until <= now:
+            tried_for = now - endpoint.trying_since if endpoint.trying_since is not None else 0.0
+            if endpoint.outrun_streak >= 3 and tried_for >= self.stall_s and endpoint.ejected_until <= now:
                 self._eject(endpoint, now, "stalled")
             return
-        endpoint.last_answer, endpoint.outrun_streak = now, 0
+        # Answered: attempts still out began before it, so the next count starts now.
+        endpoint.trying_since = now if endpoint.in_flight else None
+        endpoint.outrun_streak = 0
         if outcome == "overloaded":
             endpoint.observe(max(seconds, self.penalty_s, 2 * endpoint.peak_ewma_s), now)
         else:

@@ -410,6 +410,9 @@ class ServiceClient:
 
     def _ejected(self, address: str, seconds: float, why: str) -> None:
         EJECTIONS.labels(self.service, address).inc()
+        # Rare and consequential (no traffic to it for a while): worth a line in the log.
+        log.warning("%s instance %s (%s) ejected from balancing for %g s: %s", self.service,
+                    self._instance_id(address) or "?", address, seconds, why)
         if why == "stalled" and self.on_stall is not None:
             self.on_stall(self._instance_id(address))
 

@@ -9,8 +9,9 @@ Figures are printed (run with -s to see them); the closing notes quote them.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+import functools
 import itertools
+from collections import Counter
 import os
 import signal
 import threading
@@ -48,6 +49,14 @@ def mesh(tmp_path_factory):
         yield processes
 
 
+@functools.cache
+def search_request(seed: int):
+    """The Score request of `seed`, built once: building one costs ~1 ms of this process's CPU,
+    which at 180 arrivals/s took a tenth of the 2-core machine from the mesh under test (and was
+    counted in each call's latency). Never mutated by the callers."""
+    return score_request(3, "search", seed=seed)
+
+
 def picks(router: ServiceProcess) -> dict[str, float]:
     """The router's first attempts at inference (scoremesh_client_picks_total), by address:
     where requests go, hedges and retries aside."""
@@ -73,9 +82,10 @@ async def closed_loop(address: str, concurrency: int, seconds: float, timeout: f
 
     async def caller():
         while time.monotonic() < stop:
+            request = search_request(next(seeds) % distinct_requests)
             started = time.monotonic()
             try:
-                await next(stubs).Score(score_request(3, "search", seed=next(seeds) % distinct_requests), timeout=timeout)
+                await next(stubs).Score(request, timeout=timeout)
                 codes.append("OK")
             except grpc.aio.AioRpcError as error:
                 codes.append(error.code().name)
@@ -122,9 +132,10 @@ async def open_loop(address: str, rate: float, seconds: float) -> tuple[list[flo
     admitted, refused, codes = [], [], []
 
     async def one(seed: int):
+        request = search_request(seed % 50)
         started = time.monotonic()
         try:
-            await next(stubs).Score(score_request(3, "search", seed=seed % 50), timeout=2.0)
+            await next(stubs).Score(request, timeout=2.0)
             admitted.append(time.monotonic() - started)
             codes.append("OK")
         except grpc.aio.AioRpcError as error:
@@ -145,8 +156,13 @@ async def open_loop(address: str, rate: float, seconds: float) -> tuple[list[flo
 
 def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_their_latency(mesh):
     router = mesh["router"]
-    capacity = 60.0  # Scores per second the route admits (well within what this machine serves)
-    # The burst absorbs a 250 ms stall of this client or the router (a 2-core machine under load
+    # Scores per second the route admits. The machine must keep headroom at 3x: on 2 cores, 60/s
+    # (180 arrivals/s: ~0.6 of a core for this load generator, 0.6 for the router, more for the
+    # rest of the mesh) left the cores nearly saturated, and the admitted p99 then measured the
+    # machine's queue (2.8-3.2x on CI), not the router's.
+    capacity = 30.0
+    phase_s = 4.0  # 120 admitted per overloaded round: the p99 is not one sample's
+    # The burst absorbs a 500 ms stall of this client or the router (a 2-core machine under load
     # has them): after one, the arrivals it held back come at once, and below the rate none of
     # them may be refused. At 3x the rate it adds only 15 admitted per round.
     burst = 15
@@ -158,15 +174,15 @@ def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_
     unloaded_p99s, admitted_p99s, refused_p99s, unloaded_codes, codes = [], [], [], [], []
     rss_before = _rss_kb(router.process.pid)
     for _ in range(5):
-        time.sleep(0.5)  # the bucket refills (burst / rate = 250 ms) before traffic below the rate
-        unloaded, _, some_codes = asyncio.run(open_loop(router.address, capacity * 0.8, 2.5))
+        time.sleep(0.6)  # the bucket refills (burst / rate = 500 ms) before traffic below the rate
+        unloaded, _, some_codes = asyncio.run(open_loop(router.address, capacity * 0.8, phase_s))
         unloaded_p99s.append(float(np.percentile(unloaded, 99)))
         unloaded_codes += some_codes
-        admitted, refused, some_codes = asyncio.run(open_loop(router.address, capacity * 3, 2.5))
+        admitted, refused, some_codes = asyncio.run(open_loop(router.address, capacity * 3, phase_s))
         admitted_p99s.append(float(np.percentile(admitted, 99)))
         refused_p99s.append(float(np.percentile(refused, 99)) if refused else 0.0)
         codes += some_codes
-    rss_after = _rss_kb(router.process.pid)  # after 7.5 s more at 3x than the first round: memory must not grow with it
+    rss_after = _rss_kb(router.process.pid)  # after 16 s more at 3x than the first round: memory must not grow with it
     (router.state_dir / "routing.yaml").write_text(ROUTING % {"rate": 0, "burst": 0})
     unloaded_p99, admitted_p99, refused_p99 = (float(np.median(values)) for values in (unloaded_p99s, admitted_p99s, refused_p99s))
     print(f"\noverload: offered {capacity * 3:.0f}/s to a route admitting {capacity:.0f}/s: {codes.count('OK')} admitted "
@@ -175,11 +191,11 @@ def test_overload_at_three_times_capacity_is_refused_fast_and_the_admitted_keep_
           f"{codes.count('RESOURCE_EXHAUSTED')} refused (p99 {refused_p99 * 1000:.1f} ms), router RSS {rss_before} -> {rss_after} kB")
     assert unloaded_codes.count("OK") == len(unloaded_codes), Counter(unloaded_codes)  # below the rate, within the burst: all admitted
     assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"} and codes.count("RESOURCE_EXHAUSTED") > len(codes) / 2
-    assert codes.count("OK") <= 5 * (capacity * 2.5 * 1.1 + burst)  # per round: the rate over its 2.5 s, plus the burst
+    assert codes.count("OK") <= 5 * (capacity * phase_s * 1.1 + burst)  # per round: the rate over the phase, plus the burst
     # Each round's overloaded phase against the unloaded phase just before it (the machine's state
-    # shared), median over rounds. On 2 cores the load generator at 3x shares the mesh's cores, which
-    # alone lifted the admitted p99 1.7-2.9x in quiet rounds (CI, 2026-11-23); requests queued
-    # behind refusals or held by the bucket would take hundreds of milliseconds.
+    # shared), median over rounds. The load generator at 3x still shares the mesh's cores (some of
+    # the ratio is that); requests queued behind refusals or held by the bucket would take hundreds
+    # of milliseconds.
     ratios = [admitted / unloaded for admitted, unloaded in zip(admitted_p99s, unloaded_p99s)]
     assert float(np.median(ratios)) <= 2.5, ratios
     assert refused_p99 < 0.05  # refused at once, not queued

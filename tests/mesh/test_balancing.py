@@ -162,7 +162,7 @@ def test_outrun_first_attempts_eject_only_an_instance_that_answers_nothing():
     assert ejections == [(stalled.address, "stalled")]  # what routers report to monitoring
 
 
-def test_a_replica_that_just_joined_is_judged_stalled_only_after_stall_s_without_an_answer():
+def test_a_replica_that_just_joined_is_judged_stalled_only_after_stall_s_tried_without_an_answer():
     """A replica (re)started is slow on its first calls; that it never answered yet is no stall."""
     clock = Clock()
     b = balancer(n=1, clock=clock, max_ejected_share=0.5)
@@ -174,10 +174,34 @@ def test_a_replica_that_just_joined_is_judged_stalled_only_after_stall_s_without
         b.started(joined)
         b.finished(joined, 0.05, "outrun")
     assert joined.ejected_until <= clock.now
-    clock.now += 0.8  # still nothing answered a second after it joined: stalled
+    clock.now += 0.9  # still nothing answered a second after it was first tried: stalled
     b.started(joined)
     b.finished(joined, 0.05, "outrun")
     assert joined.ejected_until > clock.now
+
+
+def test_an_idle_replica_outrun_on_its_first_calls_back_is_not_stalled():
+    """The time an instance was not tried is no evidence: idle for a minute (its peer was
+    preferred), then three concurrent calls outrun by hedges, is a slow start, not a stall.
+    Tried for a second without an answer, it is."""
+    clock = Clock()
+    b = balancer(n=2, clock=clock, max_ejected_share=0.5)
+    idle, _ = b.endpoints.values()
+    b.started(idle)
+    b.finished(idle, 0.01, "ok")
+    for pause in (60.0, 5.0):  # twice back from idle, each time outrun on three calls at once
+        clock.now += pause
+        for _ in range(3):
+            b.started(idle)
+        clock.now += 0.05
+        for _ in range(3):
+            b.finished(idle, 0.05, "outrun")
+        assert idle.ejected_until <= clock.now, pause
+    for _ in range(4):  # then tried every 0.3 s, never answering: 1.2 s after the first try, stalled
+        clock.now += 0.3
+        b.started(idle)
+        b.finished(idle, 0.05, "outrun")
+    assert idle.ejected_until > clock.now
 
 
 def test_an_outrun_attempt_is_a_lower_bound_of_latency():

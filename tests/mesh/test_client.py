@@ -85,7 +85,7 @@ def test_a_slow_replica_gets_little_traffic_under_the_default_policy(tmp_path):
     assert answered[1] / sum(answered.values()) >= 0.8, answered
 
 
-def test_a_failing_replica_is_ejected_then_readmitted_and_calls_still_succeed(tmp_path):
+def test_a_failing_replica_is_ejected_then_readmitted_and_calls_still_succeed(tmp_path, caplog):
     async def scenario():
         replicas, servers, client = await fleet(tmp_path, 3, ClientPolicy(strategy="round_robin", hedge=False))
         client.balancer.ejection_s = 0.5
@@ -106,6 +106,8 @@ def test_a_failing_replica_is_ejected_then_readmitted_and_calls_still_succeed(tm
     assert 5 <= calls_while_failing <= 15  # five failures eject it (plus ones already on the way)
     assert ejected_calls == 0  # no call reaches it while ejected
     assert after[0] > 0  # re-admitted
+    ejections = [r.getMessage() for r in caplog.records if "ejected from balancing" in r.getMessage()]
+    assert len(ejections) == 1 and ejections[0].endswith("for 0.5 s: failing"), ejections  # in the log, once
 
 
 def test_a_total_outage_stays_within_the_retry_budget_and_opens_the_breaker(tmp_path):

@@ -58,9 +58,9 @@ class Endpoint:
     errors: int = 0
     consecutive_failures: int = 0
     outrun_streak: int = 0
-    """First attempts outrun by a hedge since this instance last answered anything."""
-    trying_since: float | None = None
-    """When the first attempt since its last answer began (None: none since); an attempt after a
+    """First attempts outrun by a hedge since it last answered (or was left idle: `trying_since`)."""
+    trying_since: float = math.inf
+    """When the first attempt since its last answer began (inf: none since); an attempt after a
     pause of more than `stall_s` with nothing in flight starts the count again."""
     last_outcome: float = 0.0
     """When an attempt on it last ended, however it ended (clock time)."""
@@ -177,7 +177,7 @@ class Balancer:
         # and was ejected for 30 s while it was the faster one (CI, 2026-11-23).
         now = self.clock()
         paused = endpoint.in_flight == 0 and now - endpoint.last_outcome > self.stall_s
-        if endpoint.trying_since is None or paused:
+        if endpoint.trying_since == math.inf or paused:
             endpoint.trying_since, endpoint.outrun_streak = now, 0
         endpoint.in_flight += 1
         endpoint.loads.append(endpoint.in_flight)
@@ -199,12 +199,12 @@ class Balancer:
             if seconds > endpoint.peak_ewma_s or not endpoint.sampled:
                 endpoint.observe(seconds, now)
             endpoint.outrun_streak += 1
-            tried_for = now - endpoint.trying_since if endpoint.trying_since is not None else 0.0
+            tried_for = now - endpoint.trying_since
             if endpoint.outrun_streak >= 3 and tried_for >= self.stall_s and endpoint.ejected_until <= now:
                 self._eject(endpoint, now, "stalled")
             return
         # Answered: attempts still out began before it, so the next count starts now.
-        endpoint.trying_since = now if endpoint.in_flight else None
+        endpoint.trying_since = now if endpoint.in_flight else math.inf
         endpoint.outrun_streak = 0
         if outcome == "overloaded":
             endpoint.observe(max(seconds, self.penalty_s, 2 * endpoint.peak_ewma_s), now)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-from collections import Counter
 import os
 import signal
 import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import grpc
